@@ -1,0 +1,180 @@
+//! The decision core: from trigger observations to a replica count, with a reason.
+//!
+//! Pure and deterministic: std only, no async, no clock reads, no logging. Time is a
+//! [`Duration`] since an arbitrary origin, passed in, so the daemon (monotonic clock) and the
+//! simulator (virtual seconds) drive exactly the same code.
+//!
+//! ```text
+//! observations ─► recommend (ceil(value / per_replica), max over triggers, activation)
+//!              ─► failures  (hold or fallback; a failed poll never lowers replicas)
+//!              ─► behavior  (HPA stabilization windows and rate policies)
+//!              ─► cooldown, N→0 only from 1, clamp to [min, max] ─► Decision
+//! ```
+
+mod behavior;
+mod reason;
+mod spec;
+
+pub use behavior::History;
+pub use reason::{Bound, Driver, Limit, Reason};
+pub use spec::{Fallback, RatePolicy, RateUnit, ScalingRules, Select, TargetPolicy, TriggerPolicy};
+
+use std::time::Duration;
+
+/// What one trigger's source said in this poll.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Observation {
+    /// The source answered with this value (queue depth, lag, task count).
+    Value(f64),
+    /// The poll failed; the value is unknown.
+    Failed,
+}
+
+/// A pause set by an operator on the Deployment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Pause {
+    #[default]
+    None,
+    /// `queue-autoscaler.io/paused: "true"`: the Deployment is never written.
+    Frozen,
+    /// `queue-autoscaler.io/paused-replicas: "N"`: pinned to N (within bounds).
+    Pinned(u32),
+}
+
+/// Everything [`decide`] needs to know about this instant.
+#[derive(Debug, Clone, Copy)]
+pub struct Inputs<'a> {
+    /// The Deployment's current `spec.replicas`.
+    pub current: u32,
+    /// One observation per trigger, in the order of [`TargetPolicy::triggers`].
+    pub observations: &'a [Observation],
+    pub pause: Pause,
+    /// Time since an arbitrary, fixed origin.
+    pub now: Duration,
+}
+
+/// The outcome of one decision: how many replicas, and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decision {
+    /// The replicas the target should have.
+    pub replicas: u32,
+    /// Per trigger, `ceil(value / per_replica)`, or `None` when its poll failed.
+    pub recommended: Vec<Option<u32>>,
+    pub reason: Reason,
+}
+
+impl Decision {
+    /// Whether the Deployment should be written (a pause freezes it whatever the count).
+    pub fn should_write(&self, current: u32) -> bool {
+        self.replicas != current && self.reason != Reason::Paused
+    }
+}
+
+/// Decides the replicas of one target. Total: every input has an answer.
+///
+/// `history` carries what the time-based rules need (recommendations, past rescales, failure
+/// streak); call [`History::record_rescale`] after a rescale has been applied.
+pub fn decide(policy: &TargetPolicy, history: &mut History, inputs: &Inputs) -> Decision {
+    history.seed(inputs.current, inputs.now);
+    let recommended = recommend_each(policy, inputs.observations);
+    let failed = inputs.observations.iter().filter(|o| **o == Observation::Failed).count();
+    history.count_failures(failed > 0);
+    let (replicas, reason) = match inputs.pause {
+        Pause::Frozen => (inputs.current, Reason::Paused),
+        Pause::Pinned(n) => (policy.clamp(n), Reason::PausedReplicas { replicas: n }),
+        Pause::None => decide_unpaused(policy, history, inputs, &recommended, failed),
+    };
+    Decision { replicas, recommended, reason }
+}
+
+fn decide_unpaused(
+    policy: &TargetPolicy,
+    history: &mut History,
+    inputs: &Inputs,
+    recommended: &[Option<u32>],
+    failed: usize,
+) -> (u32, Reason) {
+    let current = inputs.current;
+    if failed > 0 && history.failures() >= policy.fallback_threshold {
+        return fallback(policy, current, history.failures());
+    }
+    let Some(wanted) = wanted(policy, inputs.observations, recommended) else {
+        return hold_on_failure(policy, inputs, history.failures());
+    };
+    if failed > 0 && wanted <= current {
+        return hold_on_failure(policy, inputs, history.failures());
+    }
+    if let Some(bound) = policy.out_of_bounds(current) {
+        return (policy.clamp(current), Reason::OutOfBounds { current, bound });
+    }
+    let driver = Driver::pick(policy, inputs.observations, recommended);
+    let (replicas, limit) = limit(policy, history, current, wanted, inputs.now);
+    (policy.clamp(replicas), Reason::Metric { driver, wanted, limit, failed })
+}
+
+/// `ceil(value / per_replica)` for each trigger; `None` for a failed poll.
+fn recommend_each(policy: &TargetPolicy, observations: &[Observation]) -> Vec<Option<u32>> {
+    policy
+        .triggers
+        .iter()
+        .zip(observations)
+        .map(|(trigger, observation)| match observation {
+            Observation::Value(value) => Some(trigger.recommend(*value)),
+            Observation::Failed => None,
+        })
+        .collect()
+}
+
+/// The replicas the metrics ask for before any limit: the maximum over the triggers that
+/// answered, with KEDA's activation rule when `min_replicas` is 0. `None` when none answered.
+fn wanted(policy: &TargetPolicy, observations: &[Observation], recommended: &[Option<u32>]) -> Option<u32> {
+    let highest = recommended.iter().flatten().copied().max()?;
+    if policy.min_replicas > 0 {
+        return Some(highest);
+    }
+    let active = policy.triggers.iter().zip(observations).any(|(trigger, observation)| match observation {
+        Observation::Value(value) => *value > trigger.activation,
+        // An unknown value may be above activation: never deactivate on a failed poll.
+        Observation::Failed => true,
+    });
+    Some(if active { highest.max(1) } else { 0 })
+}
+
+/// Stabilization, rate policies, cooldown and the N→0 rule, in that order.
+fn limit(policy: &TargetPolicy, history: &mut History, current: u32, wanted: u32, now: Duration) -> (u32, Option<Limit>) {
+    let (replicas, limit) = history.normalize(policy, current, wanted, now);
+    if replicas < current {
+        if let Some(remaining) = history.cooldown_remaining(policy.cooldown, now) {
+            return (current, Some(Limit::Cooldown { remaining }));
+        }
+        // Going to zero removes the last worker: only ever from 1, so N→0 is two steps with a
+        // cooldown between them, never a jump (KEDA #7770).
+        if replicas == 0 && current > 1 {
+            return (1, Some(Limit::StepToOne));
+        }
+    }
+    (replicas, limit)
+}
+
+fn fallback(policy: &TargetPolicy, current: u32, failures: u32) -> (u32, Reason) {
+    let replicas = match policy.fallback {
+        Fallback::Hold => current,
+        // The fallback may raise replicas but, like any failed poll, never lowers them.
+        Fallback::Replicas(n) => n.max(current),
+    };
+    (policy.clamp(replicas), Reason::Fallback { failures, fallback: policy.fallback })
+}
+
+fn hold_on_failure(policy: &TargetPolicy, inputs: &Inputs, failures: u32) -> (u32, Reason) {
+    let failed_sources = policy
+        .triggers
+        .iter()
+        .zip(inputs.observations)
+        .filter(|(_, o)| **o == Observation::Failed)
+        .map(|(t, _)| t.source.clone())
+        .collect();
+    (policy.clamp(inputs.current), Reason::HeldOnFailure { failed: failed_sources, failures })
+}
+
+#[cfg(test)]
+mod tests;

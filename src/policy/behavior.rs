@@ -1,0 +1,210 @@
+//! HPA scaling behavior: stabilization windows and rate policies, as the upstream controller's
+//! `normalizeDesiredReplicasWithBehaviors` implements them
+//! (kubernetes `pkg/controller/podautoscaler/horizontal.go`; see ../shared/reference/k8s.md §1.6).
+//!
+//! Like the HPA, the history lives in memory and is seeded with the current replicas when a
+//! target is first seen, so a restart forgets it.
+
+use std::time::Duration;
+
+use super::{Bound, Limit, RatePolicy, RateUnit, ScalingRules, Select, TargetPolicy};
+
+/// What the time-based rules of one target remember between decisions.
+#[derive(Debug, Clone, Default)]
+pub struct History {
+    /// Raw recommendations (before limits), newest last.
+    recommendations: Vec<Stamped>,
+    /// Sizes of applied scale-ups and scale-downs, for the rate policies' periods.
+    up_events: Vec<Stamped>,
+    down_events: Vec<Stamped>,
+    last_rescale: Option<Duration>,
+    /// Consecutive polls in which at least one trigger failed.
+    failures: u32,
+    seeded: bool,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Stamped {
+    value: u32,
+    at: Duration,
+}
+
+/// Whether something stamped `at` is inside a window of `window` ending `now`
+/// (the HPA's `timestamp.After(now - window)`).
+fn within(at: Duration, window: Duration, now: Duration) -> bool {
+    at + window > now
+}
+
+impl History {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Consecutive polls with a failed trigger, up to now.
+    pub fn failures(&self) -> u32 {
+        self.failures
+    }
+
+    /// When the last rescale was applied.
+    pub fn last_rescale(&self) -> Option<Duration> {
+        self.last_rescale
+    }
+
+    /// Remembers an applied rescale from `from` to `to` replicas, for rate policies and cooldown.
+    pub fn record_rescale(&mut self, policy: &TargetPolicy, from: u32, to: u32, now: Duration) {
+        let (events, rules, change) = if to > from {
+            (&mut self.up_events, &policy.scale_up, to - from)
+        } else {
+            (&mut self.down_events, &policy.scale_down, from - to)
+        };
+        let keep = rules.longest_period();
+        events.retain(|e| within(e.at, keep, now));
+        if change > 0 {
+            events.push(Stamped { value: change, at: now });
+        }
+        self.last_rescale = Some(now);
+    }
+
+    /// First sight of a target: the HPA's `recordInitialRecommendation(current)`.
+    pub(super) fn seed(&mut self, current: u32, now: Duration) {
+        if !self.seeded {
+            self.recommendations.push(Stamped { value: current, at: now });
+            self.seeded = true;
+        }
+    }
+
+    pub(super) fn count_failures(&mut self, failed: bool) {
+        self.failures = if failed { self.failures.saturating_add(1) } else { 0 };
+    }
+
+    pub(super) fn cooldown_remaining(&self, cooldown: Duration, now: Duration) -> Option<Duration> {
+        let last = self.last_rescale?;
+        (last + cooldown > now).then(|| last + cooldown - now)
+    }
+
+    /// Stabilizes `desired`, then limits it by the rate policies and the bounds.
+    pub(super) fn normalize(
+        &mut self,
+        policy: &TargetPolicy,
+        current: u32,
+        desired: u32,
+        now: Duration,
+    ) -> (u32, Option<Limit>) {
+        let stabilized = self.stabilize(policy, current, desired, now);
+        let stabilization = match stabilized.cmp(&desired) {
+            std::cmp::Ordering::Less => Some(Limit::UpStabilized { window: policy.scale_up.stabilization }),
+            std::cmp::Ordering::Greater => Some(Limit::DownStabilized { window: policy.scale_down.stabilization }),
+            std::cmp::Ordering::Equal => None,
+        };
+        let (limited, rate) = self.rate_limit(policy, current, stabilized, now);
+        (limited, rate.or(stabilization))
+    }
+
+    /// Scale up only to the lowest recommendation in the up window, down only to the highest
+    /// in the down window; then remember the raw `desired`.
+    fn stabilize(&mut self, policy: &TargetPolicy, current: u32, desired: u32, now: Duration) -> u32 {
+        let (up_window, down_window) = (policy.scale_up.stabilization, policy.scale_down.stabilization);
+        let (mut up, mut down) = (desired, desired);
+        for r in &self.recommendations {
+            if within(r.at, up_window, now) {
+                up = up.min(r.value);
+            }
+            if within(r.at, down_window, now) {
+                down = down.max(r.value);
+            }
+        }
+        let keep = up_window.max(down_window);
+        self.recommendations.retain(|r| within(r.at, keep, now));
+        self.recommendations.push(Stamped { value: desired, at: now });
+        current.max(up).min(down)
+    }
+
+    fn rate_limit(&self, policy: &TargetPolicy, current: u32, desired: u32, now: Duration) -> (u32, Option<Limit>) {
+        if desired > current {
+            let (limit, chosen) = self.up_limit(&policy.scale_up, current, now);
+            let allowed = limit.max(current).min(policy.max_replicas);
+            if desired <= allowed {
+                return (desired, None);
+            }
+            let why = match chosen {
+                _ if allowed == policy.max_replicas => Limit::Bound(Bound::Max(policy.max_replicas)),
+                Some(rate) => Limit::UpPolicy { policy: rate, allowed },
+                None => Limit::UpDisabled,
+            };
+            (allowed, Some(why))
+        } else if desired < current {
+            let (limit, chosen) = self.down_limit(&policy.scale_down, current, now);
+            let allowed = limit.min(current).max(policy.min_replicas);
+            if desired >= allowed {
+                return (desired, None);
+            }
+            let why = match chosen {
+                _ if allowed == policy.min_replicas => Limit::Bound(Bound::Min(policy.min_replicas)),
+                Some(rate) => Limit::DownPolicy { policy: rate, allowed },
+                None => Limit::DownDisabled,
+            };
+            (allowed, Some(why))
+        } else {
+            (desired, None)
+        }
+    }
+
+    /// The replicas at the start of `period`: current minus what was added plus what was removed.
+    fn period_start(&self, current: u32, period: Duration, now: Duration) -> i64 {
+        let sum = |events: &[Stamped]| -> i64 {
+            events.iter().filter(|e| within(e.at, period, now)).map(|e| i64::from(e.value)).sum()
+        };
+        i64::from(current) - sum(&self.up_events) + sum(&self.down_events)
+    }
+
+    /// The highest count the scale-up policies allow now, and the policy that set it.
+    fn up_limit(&self, rules: &ScalingRules, current: u32, now: Duration) -> (u32, Option<RatePolicy>) {
+        let proposals = rules.policies.iter().map(|p| {
+            let start = self.period_start(current, p.period, now);
+            let proposed = match p.unit {
+                RateUnit::Pods => start + i64::from(p.value),
+                RateUnit::Percent => (start as f64 * (1.0 + f64::from(p.value) / 100.0)).ceil() as i64,
+            };
+            (proposed, *p)
+        });
+        pick(rules.select, proposals, current, true)
+    }
+
+    /// The lowest count the scale-down policies allow now, and the policy that set it.
+    fn down_limit(&self, rules: &ScalingRules, current: u32, now: Duration) -> (u32, Option<RatePolicy>) {
+        let proposals = rules.policies.iter().map(|p| {
+            let start = self.period_start(current, p.period, now);
+            let proposed = match p.unit {
+                RateUnit::Pods => start - i64::from(p.value),
+                // The HPA truncates toward zero: int32(float64(start) * (1 - value/100)).
+                RateUnit::Percent => (start as f64 * (1.0 - f64::from(p.value) / 100.0)) as i64,
+            };
+            (proposed, *p)
+        });
+        pick(rules.select, proposals, current, false)
+    }
+}
+
+/// Picks the proposal `select` asks for: for scale-up `Max` means the highest count, for
+/// scale-down `Max` means the largest change, i.e. the lowest count. `Disabled` allows no change.
+fn pick(
+    select: Select,
+    proposals: impl Iterator<Item = (i64, RatePolicy)>,
+    current: u32,
+    up: bool,
+) -> (u32, Option<RatePolicy>) {
+    let highest = match select {
+        Select::Disabled => return (current, None),
+        Select::Max => up,
+        Select::Min => !up,
+    };
+    // On a tie the first policy wins, so reasons name policies in the order they were written.
+    let best = proposals.reduce(|best, next| {
+        let better = if highest { next.0 > best.0 } else { next.0 < best.0 };
+        if better { next } else { best }
+    });
+    match best {
+        Some((n, policy)) => (n.clamp(0, i64::from(u32::MAX)) as u32, Some(policy)),
+        None => (current, None),
+    }
+}
