@@ -1,1 +1,14 @@
+//! queue-autoscaler: polls queue sources, decides replicas, patches Deployments.
+//!
+//! ```text
+//! main ─► app ─┬─► config   TOML + env → validated values
+//!              ├─► source   one poll per source per cycle (celery …)
+//!              ├─► policy   pure: observations + history + now → Decision
+//!              ├─► target   read / write Deployments (scale, Events)
+//!              └─► metrics, admin   /metrics /healthz /readyz
+//! ```
+
+pub mod config;
 pub mod policy;
+pub mod secret;
+pub mod source;

@@ -141,7 +141,13 @@ fn wanted(policy: &TargetPolicy, observations: &[Observation], recommended: &[Op
 }
 
 /// Stabilization, rate policies, cooldown and the N→0 rule, in that order.
-fn limit(policy: &TargetPolicy, history: &mut History, current: u32, wanted: u32, now: Duration) -> (u32, Option<Limit>) {
+fn limit(
+    policy: &TargetPolicy,
+    history: &mut History,
+    current: u32,
+    wanted: u32,
+    now: Duration,
+) -> (u32, Option<Limit>) {
     let (replicas, limit) = history.normalize(policy, current, wanted, now);
     if replicas < current {
         if let Some(remaining) = history.cooldown_remaining(policy.cooldown, now) {

@@ -51,14 +51,26 @@ pub struct Driver {
 /// What kept the decision from what the metrics wanted.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Limit {
-    UpStabilized { window: Duration },
-    DownStabilized { window: Duration },
-    UpPolicy { policy: RatePolicy, allowed: u32 },
-    DownPolicy { policy: RatePolicy, allowed: u32 },
+    UpStabilized {
+        window: Duration,
+    },
+    DownStabilized {
+        window: Duration,
+    },
+    UpPolicy {
+        policy: RatePolicy,
+        allowed: u32,
+    },
+    DownPolicy {
+        policy: RatePolicy,
+        allowed: u32,
+    },
     UpDisabled,
     DownDisabled,
     Bound(Bound),
-    Cooldown { remaining: Duration },
+    Cooldown {
+        remaining: Duration,
+    },
     /// Scale-in to zero goes through 1 first.
     StepToOne,
 }
@@ -97,7 +109,11 @@ impl Limit {
 
 impl Driver {
     /// The trigger with the highest recommendation among those that answered.
-    pub(super) fn pick(policy: &TargetPolicy, observations: &[Observation], recommended: &[Option<u32>]) -> Option<Driver> {
+    pub(super) fn pick(
+        policy: &TargetPolicy,
+        observations: &[Observation],
+        recommended: &[Option<u32>],
+    ) -> Option<Driver> {
         let active = policy.min_replicas > 0
             || policy.triggers.iter().zip(observations).any(|(t, o)| match o {
                 Observation::Value(v) => *v > t.activation,
@@ -130,7 +146,9 @@ impl fmt::Display for Reason {
             Reason::Metric { driver, wanted, limit, failed } => {
                 match driver {
                     Some(d) if d.active => write!(f, "{}={} → {wanted} wanted", d.source, d.value)?,
-                    Some(d) => write!(f, "{}={} (every trigger at or below activation) → {wanted} wanted", d.source, d.value)?,
+                    Some(d) => {
+                        write!(f, "{}={} (every trigger at or below activation) → {wanted} wanted", d.source, d.value)?
+                    }
                     None => write!(f, "{wanted} wanted")?,
                 }
                 if let Some(limit) = limit {

@@ -1,0 +1,73 @@
+//! The TOML config, loaded once into validated values.
+//!
+//! The file is read with the `config` crate, `QUEUE_AUTOSCALER__SECTION__KEY` environment
+//! variables override any key (`__` separates levels, a number indexes an array:
+//! `QUEUE_AUTOSCALER__TARGETS__0__MAX_REPLICAS=30`), and every problem names its key path and,
+//! where the file has the key, its line.
+
+mod env;
+mod problems;
+mod raw;
+
+pub use problems::{ConfigError, Problem};
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use crate::policy::TargetPolicy;
+use crate::source::SourceSpec;
+
+/// The prefix of environment variables that override config keys.
+pub const ENV_PREFIX: &str = "QUEUE_AUTOSCALER__";
+
+/// The whole, validated configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub daemon: Daemon,
+    /// Named sources, shared by any number of targets.
+    pub sources: BTreeMap<String, SourceSpec>,
+    pub targets: Vec<Target>,
+}
+
+/// `[daemon]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Daemon {
+    /// Default poll interval of every target.
+    pub interval: Duration,
+    /// Address of /metrics, /healthz and /readyz.
+    pub listen: SocketAddr,
+    /// Field manager of every write to the Kubernetes API.
+    pub field_manager: String,
+    /// Decide and report, never write.
+    pub dry_run: bool,
+    /// Bound on every Kubernetes API request.
+    pub kube_timeout: Duration,
+}
+
+/// One `[[targets]]` entry: a Deployment and the rules that size it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Target {
+    pub name: String,
+    pub namespace: String,
+    pub deployment: String,
+    pub interval: Duration,
+    pub policy: TargetPolicy,
+}
+
+impl Config {
+    /// Reads and validates the file at `path`, with overrides from the process environment.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError::single(Problem::new("", format!("cannot read {}: {e}", path.display()))))?;
+        Config::parse(&text, std::env::vars())
+    }
+
+    /// Validates TOML `text` with overrides taken from `env` (pairs of variable and value).
+    pub fn parse(text: &str, env: impl IntoIterator<Item = (String, String)>) -> Result<Config, ConfigError> {
+        let env: HashMap<String, String> = env.into_iter().collect();
+        let overrides = env::overrides(env.clone());
+        raw::parse(text, &overrides, &env).map_err(|problems| ConfigError::new(problems, text))
+    }
+}

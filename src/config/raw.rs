@@ -1,0 +1,283 @@
+//! The TOML shapes (serde) and their conversion into validated values.
+
+mod fields;
+mod target;
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+use super::env::Override;
+use super::{Config, Daemon, Problem};
+use crate::secret::SecretUrl;
+use crate::source::{Kind, Settings, SourceSpec, celery};
+use fields::HumanDuration;
+
+#[derive(Deserialize, Default)]
+struct RawConfig {
+    #[serde(default)]
+    daemon: RawDaemon,
+    #[serde(default)]
+    sources: BTreeMap<String, config::Value>,
+    #[serde(default)]
+    targets: Vec<target::RawTarget>,
+}
+
+#[derive(Deserialize)]
+#[serde(default)]
+struct RawDaemon {
+    interval: HumanDuration,
+    listen: String,
+    field_manager: String,
+    dry_run: bool,
+    kube_timeout: HumanDuration,
+}
+
+impl Default for RawDaemon {
+    fn default() -> Self {
+        RawDaemon {
+            interval: HumanDuration(Duration::from_secs(15)),
+            listen: "0.0.0.0:9090".to_owned(),
+            field_manager: "queue-autoscaler".to_owned(),
+            dry_run: false,
+            kube_timeout: HumanDuration(Duration::from_secs(10)),
+        }
+    }
+}
+
+/// Default bound on one source poll.
+const DEFAULT_SOURCE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Parses and validates; on failure, every problem found.
+pub(super) fn parse(text: &str, overrides: &[Override], env: &HashMap<String, String>) -> Result<Config, Vec<Problem>> {
+    let merged = merge(text, overrides)?;
+    let mut problems = Vec::new();
+    let Some(raw) = deserialize::<RawConfig>(merged, "", &mut problems) else {
+        return Err(problems);
+    };
+    let daemon = daemon(raw.daemon, &mut problems);
+    let sources: BTreeMap<String, SourceSpec> = raw
+        .sources
+        .into_iter()
+        .filter_map(|(name, value)| source(&name, value, env, &mut problems).map(|spec| (name, spec)))
+        .collect();
+    let targets = target::targets(raw.targets, &daemon, &sources, &mut problems);
+    if problems.is_empty() { Ok(Config { daemon, sources, targets }) } else { Err(problems) }
+}
+
+/// The file with the environment's overrides applied, by the `config` crate.
+fn merge(text: &str, overrides: &[Override]) -> Result<config::Config, Vec<Problem>> {
+    let mut builder = config::Config::builder().add_source(config::File::from_str(text, config::FileFormat::Toml));
+    for o in overrides {
+        builder = builder
+            .set_override(o.path.as_str(), o.value.clone())
+            .map_err(|e| vec![Problem::new(o.path.clone(), format!("bad environment override: {e}"))])?;
+    }
+    builder.build().map_err(|e| vec![syntax_problem(&e)])
+}
+
+/// toml's multi-line report ("TOML parse error at line 3, column 9 | … ^ message") as one problem.
+fn syntax_problem(error: &config::ConfigError) -> Problem {
+    let text = match error {
+        config::ConfigError::FileParse { cause, .. } => cause.to_string(),
+        other => other.to_string(),
+    };
+    let line = text
+        .split("at line ")
+        .nth(1)
+        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse().ok());
+    let message = text.lines().rev().map(str::trim).find(|l| !l.is_empty() && !l.starts_with('|')).unwrap_or("");
+    Problem { path: String::new(), line, message: format!("invalid TOML: {message}") }
+}
+
+/// Deserializes `T`, reporting unknown keys and the first type error with their key paths.
+fn deserialize<T: DeserializeOwned>(
+    value: impl for<'de> serde::Deserializer<'de, Error = config::ConfigError>,
+    prefix: &str,
+    problems: &mut Vec<Problem>,
+) -> Option<T> {
+    let mut track = serde_path_to_error::Track::new();
+    let mut unknown = Vec::new();
+    let tracked = serde_path_to_error::Deserializer::new(value, &mut track);
+    let result = serde_ignored::deserialize(tracked, |path| unknown.push(ignored_path(&path)));
+    problems.extend(unknown.into_iter().map(|path| Problem::new(join(prefix, &path), "unknown key")));
+    match result {
+        Ok(value) => Some(value),
+        Err(error) => {
+            let path = match track.path().to_string() {
+                p if p == "." => String::new(),
+                p => p,
+            };
+            problems.push(type_problem(join(prefix, &path), &error.to_string()));
+            None
+        }
+    }
+}
+
+/// Rewrites the `config` crate's messages to name the key once, in our path syntax: it says
+/// `missing configuration field "targets[0]max_replicas"` at the parent's path, and appends
+/// ``for key `…` `` to type errors.
+fn type_problem(path: String, message: &str) -> Problem {
+    if let Some(field) = message.strip_prefix("missing configuration field \"").and_then(|m| m.strip_suffix('"')) {
+        let key = field.rsplit(['.', ']']).next().unwrap_or(field);
+        return Problem::new(join(&path, key), "required key is missing");
+    }
+    let message = message.split(" for key `").next().unwrap_or(message);
+    Problem::new(path, message.to_owned())
+}
+
+fn ignored_path(path: &serde_ignored::Path) -> String {
+    use serde_ignored::Path;
+    match path {
+        Path::Root => String::new(),
+        Path::Seq { parent, index } => format!("{}[{index}]", ignored_path(parent)),
+        Path::Map { parent, key } => join(&ignored_path(parent), key),
+        Path::Some { parent } | Path::NewtypeStruct { parent } | Path::NewtypeVariant { parent } => {
+            ignored_path(parent)
+        }
+    }
+}
+
+fn join(prefix: &str, key: &str) -> String {
+    match (prefix.is_empty(), key.is_empty()) {
+        (true, _) => key.to_owned(),
+        (_, true) => prefix.to_owned(),
+        _ if key.starts_with('[') => format!("{prefix}{key}"),
+        _ => format!("{prefix}.{key}"),
+    }
+}
+
+fn daemon(raw: RawDaemon, problems: &mut Vec<Problem>) -> Daemon {
+    let listen = raw.listen.parse().unwrap_or_else(|_| {
+        problems.push(Problem::new(
+            "daemon.listen",
+            format!("{:?} is not an address such as \"0.0.0.0:9090\"", raw.listen),
+        ));
+        ([0, 0, 0, 0], 9090).into()
+    });
+    if raw.interval.0 < Duration::from_secs(1) {
+        problems.push(Problem::new("daemon.interval", "must be at least 1s"));
+    }
+    if raw.kube_timeout.0.is_zero() {
+        problems.push(Problem::new("daemon.kube_timeout", "must be more than 0s"));
+    }
+    let manager = &raw.field_manager;
+    if manager.is_empty() || manager.len() > 128 || manager.chars().any(|c| c.is_control()) {
+        problems.push(Problem::new("daemon.field_manager", "must be 1 to 128 printable characters"));
+    }
+    Daemon {
+        interval: raw.interval.0,
+        listen,
+        field_manager: raw.field_manager,
+        dry_run: raw.dry_run,
+        kube_timeout: raw.kube_timeout.0,
+    }
+}
+
+/// One `[sources.NAME]` table: the keys every kind shares, then the kind's own.
+fn source(
+    name: &str,
+    value: config::Value,
+    env: &HashMap<String, String>,
+    problems: &mut Vec<Problem>,
+) -> Option<SourceSpec> {
+    let path = format!("sources.{name}");
+    let Ok(mut table) = value.into_table() else {
+        problems.push(Problem::new(path, "must be a table with a `kind`"));
+        return None;
+    };
+    let shared = SharedKeys::take(&mut table, &path, env, problems)?;
+    let rest = config::Value::new(None, table);
+    let settings = match shared.kind {
+        Kind::Celery => {
+            let settings: celery::CelerySettings = deserialize(rest, &path, problems)?;
+            for (key, message) in settings.problems() {
+                problems.push(Problem::new(join(&path, key), message));
+            }
+            if !shared.url_given {
+                problems.push(Problem::new(join(&path, "url"), "a celery source needs `url` or `url_env`"));
+            }
+            Settings::Celery(settings)
+        }
+    };
+    Some(SourceSpec { url: shared.url, timeout: shared.timeout, settings })
+}
+
+/// `kind`, `url`/`url_env` and `timeout`: the keys every source kind shares.
+struct SharedKeys {
+    kind: Kind,
+    url: Option<SecretUrl>,
+    /// Whether `url` or `url_env` was written (the URL may still be missing, and reported).
+    url_given: bool,
+    timeout: Duration,
+}
+
+impl SharedKeys {
+    fn take(
+        table: &mut config::Map<String, config::Value>,
+        path: &str,
+        env: &HashMap<String, String>,
+        problems: &mut Vec<Problem>,
+    ) -> Option<SharedKeys> {
+        let mut string = |key: &str| -> Option<String> {
+            let value = table.remove(key)?;
+            value.into_string().map_err(|_| problems.push(Problem::new(join(path, key), "must be a string"))).ok()
+        };
+        let kind_name = string("kind");
+        let url = string("url");
+        let url_env = string("url_env");
+        let timeout = string("timeout");
+        let kinds = Kind::ALL.map(Kind::as_str).join(", ");
+        let Some(kind_name) = kind_name else {
+            problems.push(Problem::new(join(path, "kind"), format!("required key is missing (one of: {kinds})")));
+            return None;
+        };
+        let Some(kind) = Kind::parse(&kind_name) else {
+            problems.push(Problem::new(join(path, "kind"), format!("unknown kind {kind_name:?} (one of: {kinds})")));
+            return None;
+        };
+        let url_given = url.is_some() || url_env.is_some();
+        let url = resolve_url(url, url_env, path, env, problems);
+        let timeout = match timeout.map(|t| fields::parse_duration(&t)) {
+            None => DEFAULT_SOURCE_TIMEOUT,
+            Some(Ok(t)) if !t.is_zero() => t,
+            Some(Ok(_)) => {
+                problems.push(Problem::new(join(path, "timeout"), "must be more than 0s"));
+                DEFAULT_SOURCE_TIMEOUT
+            }
+            Some(Err(message)) => {
+                problems.push(Problem::new(join(path, "timeout"), message));
+                DEFAULT_SOURCE_TIMEOUT
+            }
+        };
+        Some(SharedKeys { kind, url, url_given, timeout })
+    }
+}
+
+/// A URL is given inline (`url`) or, to keep secrets out of the file, by variable (`url_env`).
+fn resolve_url(
+    url: Option<String>,
+    url_env: Option<String>,
+    path: &str,
+    env: &HashMap<String, String>,
+    problems: &mut Vec<Problem>,
+) -> Option<SecretUrl> {
+    match (url, url_env) {
+        (Some(_), Some(_)) => {
+            problems.push(Problem::new(join(path, "url_env"), "give either `url` or `url_env`, not both"));
+            None
+        }
+        (Some(url), None) => Some(SecretUrl::new(url)),
+        (None, Some(var)) => match env.get(&var) {
+            Some(url) if !url.is_empty() => Some(SecretUrl::new(url.clone())),
+            _ => {
+                problems.push(Problem::new(join(path, "url_env"), format!("environment variable {var} is not set")));
+                None
+            }
+        },
+        (None, None) => None,
+    }
+}

@@ -1,0 +1,251 @@
+//! `[[targets]]`: a Deployment, its bounds, triggers and HPA-style behavior.
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::fields::{FallbackReplicas, HumanDuration};
+use crate::config::{Daemon, Problem, Target};
+use crate::policy::{Fallback, RatePolicy, RateUnit, ScalingRules, Select, TargetPolicy, TriggerPolicy};
+use crate::source::SourceSpec;
+
+#[derive(Deserialize)]
+pub(super) struct RawTarget {
+    name: String,
+    #[serde(default = "default_namespace")]
+    namespace: String,
+    deployment: String,
+    #[serde(default = "default_min_replicas")]
+    min_replicas: u32,
+    max_replicas: u32,
+    #[serde(default)]
+    interval: Option<HumanDuration>,
+    triggers: Vec<RawTrigger>,
+    #[serde(default)]
+    scale_up: RawRules,
+    #[serde(default)]
+    scale_down: RawRules,
+    #[serde(default)]
+    fallback: RawFallback,
+}
+
+fn default_namespace() -> String {
+    "default".to_owned()
+}
+
+fn default_min_replicas() -> u32 {
+    1
+}
+
+#[derive(Deserialize)]
+struct RawTrigger {
+    source: String,
+    per_replica: f64,
+    #[serde(default)]
+    activation: f64,
+}
+
+/// `[targets.scale_up]` or `[targets.scale_down]`. Every field is optional: defaults are filled
+/// per field, like the HPA's.
+#[derive(Deserialize, Default)]
+struct RawRules {
+    stabilization: Option<HumanDuration>,
+    policies: Option<Vec<RawRatePolicy>>,
+    select: Option<String>,
+    /// Only in `scale_down`.
+    cooldown: Option<HumanDuration>,
+}
+
+#[derive(Deserialize)]
+struct RawRatePolicy {
+    /// "pods" or "percent" (checked in `rate_policy`, to name the choices in the error).
+    #[serde(rename = "type")]
+    unit: String,
+    value: u32,
+    period: HumanDuration,
+}
+
+#[derive(Deserialize)]
+#[serde(default)]
+struct RawFallback {
+    failure_threshold: u32,
+    replicas: FallbackReplicas,
+}
+
+impl Default for RawFallback {
+    fn default() -> Self {
+        RawFallback { failure_threshold: 3, replicas: FallbackReplicas(Fallback::Hold) }
+    }
+}
+
+/// HPA validation limits (autoscaling/v2): periods in (0, 1800 s], windows in [0, 3600 s].
+const MAX_PERIOD: Duration = Duration::from_secs(1800);
+const MAX_WINDOW: Duration = Duration::from_secs(3600);
+
+pub(super) fn targets(
+    raw: Vec<RawTarget>,
+    daemon: &Daemon,
+    sources: &BTreeMap<String, SourceSpec>,
+    problems: &mut Vec<Problem>,
+) -> Vec<Target> {
+    let mut names = HashSet::new();
+    let mut deployments = HashSet::new();
+    let mut targets = Vec::with_capacity(raw.len());
+    for (i, raw) in raw.into_iter().enumerate() {
+        let path = format!("targets[{i}]");
+        if !names.insert(raw.name.clone()) {
+            problems
+                .push(Problem::new(format!("{path}.name"), format!("another target is already named {:?}", raw.name)));
+        }
+        if !deployments.insert((raw.namespace.clone(), raw.deployment.clone())) {
+            problems.push(Problem::new(
+                format!("{path}.deployment"),
+                format!(
+                    "{}/{} is already scaled by another target; two writers would fight",
+                    raw.namespace, raw.deployment
+                ),
+            ));
+        }
+        targets.push(target(raw, &path, daemon, sources, problems));
+    }
+    targets
+}
+
+fn target(
+    raw: RawTarget,
+    path: &str,
+    daemon: &Daemon,
+    sources: &BTreeMap<String, SourceSpec>,
+    problems: &mut Vec<Problem>,
+) -> Target {
+    let mut problem = |key: &str, message: String| problems.push(Problem::new(format!("{path}.{key}"), message));
+    for (key, value) in [("name", &raw.name), ("namespace", &raw.namespace), ("deployment", &raw.deployment)] {
+        if value.is_empty() {
+            problem(key, "must not be empty".to_owned());
+        }
+    }
+    if raw.max_replicas == 0 {
+        problem("max_replicas", "must be at least 1".to_owned());
+    }
+    if raw.min_replicas > raw.max_replicas {
+        problem("min_replicas", format!("{} is above max_replicas {}", raw.min_replicas, raw.max_replicas));
+    }
+    let interval = raw.interval.map_or(daemon.interval, |i| i.0);
+    if interval < Duration::from_secs(1) {
+        problem("interval", "must be at least 1s".to_owned());
+    }
+    if raw.triggers.is_empty() {
+        problem("triggers", "needs at least one trigger".to_owned());
+    }
+    if raw.scale_up.cooldown.is_some() {
+        problem("scale_up.cooldown", "cooldown delays scale-down: put it in [targets.scale_down]".to_owned());
+    }
+    let triggers = raw
+        .triggers
+        .iter()
+        .enumerate()
+        .map(|(i, t)| trigger(t, &format!("{path}.triggers[{i}]"), sources, problems))
+        .collect();
+    let scale_up = rules(&raw.scale_up, ScalingRules::hpa_scale_up(), &format!("{path}.scale_up"), problems);
+    let scale_down = rules(&raw.scale_down, ScalingRules::hpa_scale_down(), &format!("{path}.scale_down"), problems);
+    let fallback = fallback(&raw, &format!("{path}.fallback"), problems);
+    let policy = TargetPolicy {
+        min_replicas: raw.min_replicas,
+        max_replicas: raw.max_replicas,
+        triggers,
+        scale_up,
+        scale_down,
+        cooldown: raw.scale_down.cooldown.map_or(Duration::ZERO, |c| c.0),
+        fallback_threshold: raw.fallback.failure_threshold,
+        fallback,
+    };
+    Target { name: raw.name, namespace: raw.namespace, deployment: raw.deployment, interval, policy }
+}
+
+fn trigger(
+    raw: &RawTrigger,
+    path: &str,
+    sources: &BTreeMap<String, SourceSpec>,
+    problems: &mut Vec<Problem>,
+) -> TriggerPolicy {
+    if !sources.contains_key(&raw.source) {
+        let known: Vec<&str> = sources.keys().map(String::as_str).collect();
+        problems.push(Problem::new(
+            format!("{path}.source"),
+            format!("no source named {:?} (defined: {})", raw.source, known.join(", ")),
+        ));
+    }
+    if !(raw.per_replica.is_finite() && raw.per_replica > 0.0) {
+        problems.push(Problem::new(format!("{path}.per_replica"), "must be a number above 0"));
+    }
+    if !(raw.activation.is_finite() && raw.activation >= 0.0) {
+        problems.push(Problem::new(format!("{path}.activation"), "must be a number, 0 or above"));
+    }
+    TriggerPolicy { source: raw.source.clone(), per_replica: raw.per_replica, activation: raw.activation }
+}
+
+fn rules(raw: &RawRules, defaults: ScalingRules, path: &str, problems: &mut Vec<Problem>) -> ScalingRules {
+    let select = match raw.select.as_deref() {
+        None => defaults.select,
+        Some("max") => Select::Max,
+        Some("min") => Select::Min,
+        Some("disabled") => Select::Disabled,
+        Some(other) => {
+            problems.push(Problem::new(
+                format!("{path}.select"),
+                format!("{other:?} is not one of \"max\", \"min\", \"disabled\""),
+            ));
+            defaults.select
+        }
+    };
+    let policies = match &raw.policies {
+        None => defaults.policies,
+        Some(raw) => {
+            raw.iter().enumerate().map(|(i, p)| rate_policy(p, &format!("{path}.policies[{i}]"), problems)).collect()
+        }
+    };
+    if policies.is_empty() && select != Select::Disabled {
+        problems.push(Problem::new(format!("{path}.policies"), "needs at least one policy (or select = \"disabled\")"));
+    }
+    let stabilization = raw.stabilization.map_or(defaults.stabilization, |s| s.0);
+    if stabilization > MAX_WINDOW {
+        problems.push(Problem::new(format!("{path}.stabilization"), "must be at most 1h (the HPA's limit)"));
+    }
+    ScalingRules { stabilization, policies, select }
+}
+
+fn rate_policy(raw: &RawRatePolicy, path: &str, problems: &mut Vec<Problem>) -> RatePolicy {
+    if raw.value == 0 {
+        problems.push(Problem::new(format!("{path}.value"), "must be at least 1"));
+    }
+    if raw.period.0.is_zero() || raw.period.0 > MAX_PERIOD {
+        problems.push(Problem::new(format!("{path}.period"), "must be more than 0s and at most 30m (the HPA's limit)"));
+    }
+    let unit = match raw.unit.as_str() {
+        "pods" => RateUnit::Pods,
+        "percent" => RateUnit::Percent,
+        other => {
+            problems
+                .push(Problem::new(format!("{path}.type"), format!("{other:?} is not one of \"pods\", \"percent\"")));
+            RateUnit::Pods
+        }
+    };
+    RatePolicy { unit, value: raw.value, period: raw.period.0 }
+}
+
+fn fallback(target: &RawTarget, path: &str, problems: &mut Vec<Problem>) -> Fallback {
+    let raw = &target.fallback;
+    if raw.failure_threshold == 0 {
+        problems.push(Problem::new(format!("{path}.failure_threshold"), "must be at least 1"));
+    }
+    if let Fallback::Replicas(n) = raw.replicas.0
+        && (n < target.min_replicas || n > target.max_replicas)
+    {
+        problems.push(Problem::new(
+            format!("{path}.replicas"),
+            format!("{n} is outside [min_replicas, max_replicas] = [{}, {}]", target.min_replicas, target.max_replicas),
+        ));
+    }
+    raw.replicas.0
+}

@@ -1,0 +1,246 @@
+//! Config loading: the example file, defaults, overrides, and errors that name the key path.
+
+use std::time::Duration;
+
+use queue_autoscaler::config::{Config, ConfigError};
+use queue_autoscaler::policy::{Fallback, RateUnit, ScalingRules, Select};
+use queue_autoscaler::source::Settings;
+
+fn parse(text: &str) -> Result<Config, ConfigError> {
+    Config::parse(text, Vec::new())
+}
+
+fn problems(text: &str) -> Vec<String> {
+    parse(text).expect_err("config should be rejected").problems.iter().map(|p| p.to_string()).collect()
+}
+
+const MINIMAL: &str = r#"
+[sources.q]
+kind = "celery"
+url = "redis://127.0.0.1:6379/0"
+queues = ["default"]
+
+[[targets]]
+name = "w"
+deployment = "worker"
+max_replicas = 10
+triggers = [{ source = "q", per_replica = 5 }]
+"#;
+
+#[test]
+fn the_example_config_is_valid_and_says_what_it_shows() {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config.example.toml")).unwrap();
+    let config = parse(&text).unwrap_or_else(|e| panic!("config.example.toml is invalid:\n{e}"));
+    assert_eq!(config.daemon.interval, Duration::from_secs(15));
+    let target = &config.targets[0];
+    assert_eq!((target.namespace.as_str(), target.deployment.as_str()), ("data", "celery-worker"));
+    assert_eq!(target.interval, Duration::from_secs(10));
+    assert_eq!(target.policy.scale_up, ScalingRules::hpa_scale_up());
+    assert_eq!(target.policy.cooldown, Duration::from_secs(300));
+    let Settings::Celery(celery) = &config.sources["celery_default"].settings;
+    assert_eq!(celery.separator, "\u{6}\u{16}");
+    assert_eq!(celery.priority_steps, vec![0, 3, 6, 9]);
+}
+
+#[test]
+fn defaults_are_the_hpa_defaults() {
+    let config = parse(MINIMAL).unwrap();
+    let target = &config.targets[0];
+    assert_eq!(target.namespace, "default");
+    assert_eq!(target.policy.min_replicas, 1);
+    assert_eq!(target.interval, Duration::from_secs(15));
+    assert_eq!(target.policy.scale_up, ScalingRules::hpa_scale_up());
+    assert_eq!(target.policy.scale_down, ScalingRules::hpa_scale_down());
+    assert_eq!(target.policy.cooldown, Duration::ZERO);
+    assert_eq!((target.policy.fallback_threshold, target.policy.fallback), (3, Fallback::Hold));
+    assert_eq!(config.sources["q"].timeout, Duration::from_secs(5));
+    assert_eq!(config.daemon.field_manager, "queue-autoscaler");
+    assert!(!config.daemon.dry_run);
+}
+
+#[test]
+fn behavior_fields_default_one_by_one() {
+    let text = format!(
+        "{MINIMAL}\n[targets.scale_down]\nstabilization = \"1m\"\nselect = \"min\"\n[targets.fallback]\nreplicas = 4\n"
+    );
+    let policy = parse(&text).unwrap().targets.remove(0).policy;
+    assert_eq!(policy.scale_down.stabilization, Duration::from_secs(60));
+    assert_eq!(policy.scale_down.select, Select::Min);
+    assert_eq!(policy.scale_down.policies, ScalingRules::hpa_scale_down().policies);
+    assert_eq!(policy.fallback, Fallback::Replicas(4));
+}
+
+#[test]
+fn unknown_keys_are_errors_naming_path_and_line() {
+    let text = MINIMAL.replace("max_replicas = 10", "max_replicas = 10\nmax_replica = 11")
+        + "\n[targets.scale_up]\npolicies = [{ type = \"pods\", value = 1, period = \"15s\", burst = 2 }]\n"
+        + "[daemon]\nintervall = \"5s\"\n";
+    let found = problems(&text);
+    assert!(found.contains(&"line 11: targets[0].max_replica: unknown key".to_owned()), "{found:#?}");
+    assert!(found.iter().any(|p| p.ends_with("targets[0].scale_up.policies[0].burst: unknown key")), "{found:#?}");
+    assert!(found.contains(&"line 17: daemon.intervall: unknown key".to_owned()), "{found:#?}");
+}
+
+#[test]
+fn unknown_keys_inside_a_source_are_errors() {
+    let found = problems(&MINIMAL.replace("queues = [\"default\"]", "queues = [\"default\"]\nqueue = \"x\""));
+    assert_eq!(found, vec!["line 6: sources.q.queue: unknown key"]);
+}
+
+#[test]
+fn type_errors_name_the_key() {
+    let found = problems(&MINIMAL.replace("max_replicas = 10", "max_replicas = \"ten\""));
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert!(found[0].starts_with("line 10: targets[0].max_replicas: "), "{found:#?}");
+    let found = problems(&MINIMAL.replace("per_replica = 5", "per_replica = 5, activation = \"x\""));
+    assert!(found[0].contains("targets[0].triggers[0].activation"), "{found:#?}");
+    let found = problems(&format!(
+        "{MINIMAL}\n[targets.scale_up]\npolicies = [{{ type = \"pods\", value = 1, period = \"soon\" }}]\n"
+    ));
+    assert!(found[0].contains("targets[0].scale_up.policies[0].period: \"soon\" is not a duration"), "{found:#?}");
+    let found = problems(&format!("{MINIMAL}\n[targets.scale_up]\nselect = \"most\"\n"));
+    assert_eq!(
+        found,
+        vec!["line 14: targets[0].scale_up.select: \"most\" is not one of \"max\", \"min\", \"disabled\""]
+    );
+}
+
+#[test]
+fn missing_required_keys_are_named() {
+    let found = problems(&MINIMAL.replace("max_replicas = 10\n", ""));
+    assert_eq!(found, vec!["line 7: targets[0].max_replicas: required key is missing"]);
+}
+
+#[test]
+fn semantic_problems_are_all_reported() {
+    let text = MINIMAL
+        .replace("max_replicas = 10", "min_replicas = 12\nmax_replicas = 10")
+        .replace("source = \"q\", per_replica = 5", "source = \"nope\", per_replica = 0")
+        .replace("queues = [\"default\"]", "queues = []")
+        .replace("kind = \"celery\"", "kind = \"celery\"\ntimeout = \"0s\"");
+    let found = problems(&text);
+    let expected = [
+        "sources.q.timeout: must be more than 0s",
+        "sources.q.queues: must name at least one queue",
+        "targets[0].min_replicas: 12 is above max_replicas 10",
+        "targets[0].triggers[0].source: no source named \"nope\" (defined: q)",
+        "targets[0].triggers[0].per_replica: must be a number above 0",
+    ];
+    for e in expected {
+        assert!(found.iter().any(|p| p.ends_with(e)), "missing {e:?} in {found:#?}");
+    }
+    assert_eq!(found.len(), expected.len(), "{found:#?}");
+}
+
+#[test]
+fn rate_policy_limits_follow_the_hpa() {
+    let text = format!(
+        "{MINIMAL}\n[targets.scale_down]\nstabilization = \"2h\"\npolicies = [{{ type = \"percent\", value = 0, period = \"31m\" }}]\n"
+    );
+    let found = problems(&text);
+    assert!(
+        found.iter().any(|p| p.ends_with("scale_down.stabilization: must be at most 1h (the HPA's limit)")),
+        "{found:#?}"
+    );
+    assert!(found.iter().any(|p| p.ends_with("scale_down.policies[0].value: must be at least 1")), "{found:#?}");
+    assert!(
+        found.iter().any(|p| p.contains("scale_down.policies[0].period: must be more than 0s and at most 30m")),
+        "{found:#?}"
+    );
+    let disabled = format!("{MINIMAL}\n[targets.scale_up]\npolicies = []\nselect = \"disabled\"\n");
+    assert_eq!(parse(&disabled).unwrap().targets[0].policy.scale_up.select, Select::Disabled);
+}
+
+#[test]
+fn duplicate_targets_and_deployments_are_rejected() {
+    let text = format!(
+        "{MINIMAL}\n[[targets]]\nname = \"w\"\ndeployment = \"worker\"\nmax_replicas = 3\ntriggers = [{{ source = \"q\", per_replica = 1 }}]\n"
+    );
+    let found = problems(&text);
+    assert!(found.iter().any(|p| p.ends_with("targets[1].name: another target is already named \"w\"")), "{found:#?}");
+    assert!(
+        found.iter().any(|p| p.contains("targets[1].deployment: default/worker is already scaled by another target")),
+        "{found:#?}"
+    );
+}
+
+#[test]
+fn invalid_toml_gives_the_line() {
+    let found = problems("[daemon]\ninterval = \n");
+    assert_eq!(found.len(), 1);
+    assert!(found[0].starts_with("line 2: invalid TOML"), "{found:#?}");
+}
+
+#[test]
+fn unknown_source_kinds_list_the_known_ones() {
+    let found = problems(&MINIMAL.replace("kind = \"celery\"", "kind = \"sqs\""));
+    assert!(found.contains(&"line 3: sources.q.kind: unknown kind \"sqs\" (one of: celery)".to_owned()), "{found:#?}");
+}
+
+#[test]
+fn environment_overrides_any_key_including_array_items() {
+    let env = [
+        ("QUEUE_AUTOSCALER__DAEMON__DRY_RUN", "true"),
+        ("QUEUE_AUTOSCALER__DAEMON__INTERVAL", "7s"),
+        ("QUEUE_AUTOSCALER__TARGETS__0__MAX_REPLICAS", "30"),
+        ("QUEUE_AUTOSCALER__TARGETS__0__SCALE_DOWN__COOLDOWN", "1m"),
+        ("QUEUE_AUTOSCALER__SOURCES__Q__QUEUES", "[\"a\", \"b\"]"),
+        ("QUEUE_AUTOSCALER__SOURCES__Q__INCLUDE_UNACKED", "true"),
+    ];
+    let config = Config::parse(MINIMAL, env.map(|(k, v)| (k.to_owned(), v.to_owned()))).unwrap();
+    assert!(config.daemon.dry_run);
+    assert_eq!(config.daemon.interval, Duration::from_secs(7));
+    assert_eq!(config.targets[0].interval, Duration::from_secs(7), "targets inherit the overridden default");
+    assert_eq!(config.targets[0].policy.max_replicas, 30);
+    assert_eq!(config.targets[0].policy.cooldown, Duration::from_secs(60));
+    let Settings::Celery(celery) = &config.sources["q"].settings;
+    assert_eq!(celery.queues, vec!["a", "b"]);
+    assert!(celery.include_unacked);
+}
+
+#[test]
+fn a_bad_override_is_reported_under_its_key() {
+    let env = [("QUEUE_AUTOSCALER__TARGETS__0__MAX_REPLICAS".to_owned(), "lots".to_owned())];
+    let found: Vec<String> = Config::parse(MINIMAL, env).unwrap_err().problems.iter().map(|p| p.to_string()).collect();
+    assert!(found[0].contains("targets[0].max_replicas"), "{found:#?}");
+}
+
+#[test]
+fn urls_come_inline_or_from_the_environment_and_never_show_secrets() {
+    let text = MINIMAL.replace("url = \"redis://127.0.0.1:6379/0\"", "url_env = \"CELERY_BROKER_URL\"");
+    let env = [("CELERY_BROKER_URL".to_owned(), "redis://:hunter2@redis:6379/0".to_owned())];
+    let config = Config::parse(&text, env).unwrap();
+    let url = config.sources["q"].url.as_ref().unwrap();
+    assert_eq!(url.expose(), "redis://:hunter2@redis:6379/0");
+    assert!(!format!("{config:?}").contains("hunter2"));
+    let found = problems(&text);
+    assert_eq!(found, vec!["line 4: sources.q.url_env: environment variable CELERY_BROKER_URL is not set"]);
+    let both = MINIMAL.replace("queues", "url_env = \"X\"\nqueues");
+    assert!(problems(&both)[0].contains("give either `url` or `url_env`, not both"));
+}
+
+#[test]
+fn fallback_replicas_must_be_within_bounds() {
+    let found = problems(&format!("{MINIMAL}\n[targets.fallback]\nreplicas = 50\nfailure_threshold = 0\n"));
+    assert!(
+        found
+            .iter()
+            .any(|p| p.ends_with("targets[0].fallback.replicas: 50 is outside [min_replicas, max_replicas] = [1, 10]")),
+        "{found:#?}"
+    );
+    assert!(
+        found.iter().any(|p| p.ends_with("targets[0].fallback.failure_threshold: must be at least 1")),
+        "{found:#?}"
+    );
+    let found = problems(&format!("{MINIMAL}\n[targets.fallback]\nreplicas = \"some\"\n"));
+    assert!(found[0].contains("\"some\" is neither \"hold\" nor a number"), "{found:#?}");
+}
+
+#[test]
+fn policy_units_parse() {
+    let text =
+        format!("{MINIMAL}\n[targets.scale_up]\npolicies = [{{ type = \"percent\", value = 50, period = \"1m\" }}]\n");
+    let policy = &parse(&text).unwrap().targets[0].policy;
+    assert_eq!(policy.scale_up.policies[0].unit, RateUnit::Percent);
+    assert_eq!(policy.scale_up.policies[0].period, Duration::from_secs(60));
+}
