@@ -8,7 +8,12 @@
 //!              └─► metrics, admin   /metrics /healthz /readyz
 //! ```
 
+pub mod admin;
+pub mod app;
+pub mod commands;
 pub mod config;
+pub mod metrics;
 pub mod policy;
 pub mod secret;
 pub mod source;
+pub mod target;

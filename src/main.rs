@@ -1,1 +1,55 @@
-fn main() {}
+//! The `queue-autoscaler` command line: parses arguments and hands over to `commands`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use queue_autoscaler::commands::{self, Output};
+
+#[derive(Parser)]
+#[command(name = "queue-autoscaler", version, about = "Scales Kubernetes worker Deployments from queue depth")]
+struct Cli {
+    /// Log as JSON lines instead of text.
+    #[arg(long, global = true)]
+    log_json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the daemon until SIGTERM/SIGINT.
+    Run {
+        #[arg(long)]
+        config: PathBuf,
+        /// Decide and report, never write.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Check a config file: exit 0 if valid, else 2 with one line per problem.
+    Validate {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Poll every source once, decide every target, print, exit.
+    Once {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long, value_enum, default_value = "table")]
+        output: Output,
+    },
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    commands::init_logging(cli.log_json);
+    commands::init_tls();
+    match cli.command {
+        Command::Run { config, dry_run } => commands::run(&config, dry_run).await,
+        Command::Validate { config } => commands::validate(&config),
+        Command::Once { config, dry_run, output } => commands::once(&config, dry_run, output).await,
+    }
+}

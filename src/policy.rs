@@ -148,7 +148,12 @@ fn limit(
     wanted: u32,
     now: Duration,
 ) -> (u32, Option<Limit>) {
-    let (replicas, limit) = history.normalize(policy, current, wanted, now);
+    let (replicas, mut limit) = history.normalize(policy, current, wanted, now);
+    if replicas != wanted && replicas == policy.clamp(wanted) {
+        // Exactly what the metrics ask for, within bounds: the bound is the reason, whatever
+        // else agreed with it.
+        limit = policy.out_of_bounds(wanted).map(Limit::Bound);
+    }
     if replicas < current {
         if let Some(remaining) = history.cooldown_remaining(policy.cooldown, now) {
             return (current, Some(Limit::Cooldown { remaining }));

@@ -272,6 +272,9 @@ fn bounds_cap_the_metric_and_say_so() {
     policy.scale_down.stabilization = Duration::ZERO;
     let d = Run::new(policy, 6).step(0, &[Value(0.0)]);
     assert_eq!((d.replicas, d.reason.label()), (3, "min_replicas"));
+    // At the floor already, a fresh window agrees with the bound: the bound is named.
+    let d = Run::new(target(1, 10), 1).step(0, &[Value(0.0)]);
+    assert_eq!((d.replicas, d.reason.to_string().as_str()), (1, "q=0 → 0 wanted, floored at min_replicas 1"));
 }
 
 #[test]

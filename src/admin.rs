@@ -1,0 +1,96 @@
+//! HTTP endpoints: `/metrics` (Prometheus text), `/healthz` (the loop is alive), `/readyz`
+//! (a first cycle has completed).
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::metrics::Metrics;
+
+/// The loop's liveness, as the endpoints report it.
+pub struct Health {
+    started: Instant,
+    /// A loop that has not finished a cycle for this long is reported dead.
+    stall_after: Duration,
+    last_cycle: Mutex<Option<Instant>>,
+}
+
+impl Health {
+    /// `interval` is the longest poll interval: a live loop finishes a cycle at least that often.
+    pub fn new(interval: Duration) -> Self {
+        Health {
+            started: Instant::now(),
+            stall_after: interval * 3 + Duration::from_secs(30),
+            last_cycle: Mutex::new(None),
+        }
+    }
+
+    pub fn cycle_done(&self) {
+        *self.lock() = Some(Instant::now());
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Instant>> {
+        // The guarded value is a plain Option<Instant>: a poisoned lock still holds a valid one.
+        self.last_cycle.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn live(&self) -> bool {
+        let last = self.lock().unwrap_or(self.started);
+        last.elapsed() < self.stall_after
+    }
+
+    fn ready(&self) -> bool {
+        self.lock().is_some()
+    }
+}
+
+#[derive(Clone)]
+struct AdminState {
+    metrics: Metrics,
+    health: Arc<Health>,
+}
+
+/// Serves until `shutdown` is cancelled.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    metrics: Metrics,
+    health: Arc<Health>,
+    shutdown: CancellationToken,
+) {
+    let app = Router::new()
+        .route("/metrics", get(metrics_page))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .with_state(AdminState { metrics, health });
+    let served = axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned()).await;
+    if let Err(error) = served {
+        tracing::error!(%error, "admin server failed");
+    }
+}
+
+async fn metrics_page(State(state): State<AdminState>) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.metrics.render())
+}
+
+async fn healthz(State(state): State<AdminState>) -> impl IntoResponse {
+    if state.health.live() {
+        (StatusCode::OK, "ok\n")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "the decision loop has stalled\n")
+    }
+}
+
+async fn readyz(State(state): State<AdminState>) -> impl IntoResponse {
+    if state.health.ready() {
+        (StatusCode::OK, "ready\n")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "waiting for the first cycle\n")
+    }
+}

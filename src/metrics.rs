@@ -1,0 +1,174 @@
+//! Every metric the daemon exports: names in one place, recorded through semantic methods.
+//!
+//! Labels are bounded: names from the config, and static strings (error labels, reason labels,
+//! directions).
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use metrics::{Label, counter, gauge, histogram};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+use crate::policy::Decision;
+use crate::source::{Kind, Reading, SourceError};
+
+pub const SOURCE_VALUE: &str = "queue_autoscaler_source_value";
+pub const SOURCE_POLL_SECONDS: &str = "queue_autoscaler_source_poll_seconds";
+pub const SOURCE_ERRORS: &str = "queue_autoscaler_source_errors_total";
+pub const SOURCE_SKIPPED: &str = "queue_autoscaler_source_skipped_entries_total";
+pub const TARGET_DESIRED: &str = "queue_autoscaler_target_desired_replicas";
+pub const TARGET_CURRENT: &str = "queue_autoscaler_target_current_replicas";
+pub const TARGET_ERRORS: &str = "queue_autoscaler_target_errors_total";
+pub const DECISIONS: &str = "queue_autoscaler_decisions_total";
+pub const SCALE_EVENTS: &str = "queue_autoscaler_scale_events_total";
+pub const LOOP_SECONDS: &str = "queue_autoscaler_loop_seconds";
+pub const BUILD_INFO: &str = "queue_autoscaler_build_info";
+
+/// Every metric name, for documentation checks and dashboards.
+pub const ALL: [&str; 11] = [
+    SOURCE_VALUE,
+    SOURCE_POLL_SECONDS,
+    SOURCE_ERRORS,
+    SOURCE_SKIPPED,
+    TARGET_DESIRED,
+    TARGET_CURRENT,
+    TARGET_ERRORS,
+    DECISIONS,
+    SCALE_EVENTS,
+    LOOP_SECONDS,
+    BUILD_INFO,
+];
+
+/// Buckets for poll and loop latencies, in seconds.
+const LATENCY_BUCKETS: [f64; 12] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
+
+/// The process-wide Prometheus recorder.
+#[derive(Clone)]
+pub struct Metrics {
+    handle: PrometheusHandle,
+}
+
+static INSTALLED: OnceLock<Metrics> = OnceLock::new();
+
+impl Metrics {
+    /// Installs the global recorder on first call; later calls return the same one.
+    pub fn install() -> Metrics {
+        INSTALLED
+            .get_or_init(|| {
+                let recorder = PrometheusBuilder::new()
+                    .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &LATENCY_BUCKETS)
+                    .map(PrometheusBuilder::build_recorder)
+                    // The bucket list is a non-empty constant, the one thing `set_buckets_for_metric` checks.
+                    .unwrap_or_else(|_| PrometheusBuilder::new().build_recorder());
+                let handle = recorder.handle();
+                // Fails only if another recorder was installed first, which nothing in this crate does.
+                let _ = metrics::set_global_recorder(recorder);
+                describe();
+                gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+                Metrics { handle }
+            })
+            .clone()
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        self.handle.run_upkeep();
+        self.handle.render()
+    }
+
+    /// Registers a source's series at zero, so dashboards show 0 rather than "no data".
+    pub fn register_source(&self, source: &str, kind: Kind) {
+        let labels = source_labels(source, kind);
+        gauge!(SOURCE_VALUE, labels.clone()).set(0.0);
+        counter!(SOURCE_SKIPPED, labels.clone()).absolute(0);
+        for error in SourceError::LABELS {
+            counter!(SOURCE_ERRORS, with(&labels, "error", error)).absolute(0);
+        }
+    }
+
+    /// Registers a target's series at zero.
+    pub fn register_target(&self, target: &TargetLabels) {
+        for direction in ["up", "down"] {
+            counter!(SCALE_EVENTS, with(&target.0, "direction", direction)).absolute(0);
+        }
+        gauge!(TARGET_DESIRED, target.0.clone()).set(0.0);
+    }
+
+    pub fn source_polled(&self, source: &str, kind: Kind, result: &Result<Reading, SourceError>, took: Duration) {
+        let labels = source_labels(source, kind);
+        histogram!(SOURCE_POLL_SECONDS, labels.clone()).record(took.as_secs_f64());
+        match result {
+            Ok(reading) => {
+                gauge!(SOURCE_VALUE, labels.clone()).set(reading.value);
+                if reading.skipped > 0 {
+                    counter!(SOURCE_SKIPPED, labels).increment(reading.skipped);
+                }
+            }
+            Err(error) => counter!(SOURCE_ERRORS, with(&labels, "error", error.label())).increment(1),
+        }
+    }
+
+    pub fn decided(&self, target: &TargetLabels, current: Option<u32>, decision: &Decision) {
+        gauge!(TARGET_DESIRED, target.0.clone()).set(f64::from(decision.replicas));
+        if let Some(current) = current {
+            gauge!(TARGET_CURRENT, target.0.clone()).set(f64::from(current));
+        }
+        counter!(DECISIONS, with(&target.0, "reason", decision.reason.label())).increment(1);
+    }
+
+    pub fn rescaled(&self, target: &TargetLabels, from: u32, to: u32) {
+        let direction = if to > from { "up" } else { "down" };
+        counter!(SCALE_EVENTS, with(&target.0, "direction", direction)).increment(1);
+        gauge!(TARGET_CURRENT, target.0.clone()).set(f64::from(to));
+    }
+
+    pub fn target_failed(&self, target: &TargetLabels, error: &'static str) {
+        counter!(TARGET_ERRORS, with(&target.0, "error", error)).increment(1);
+    }
+
+    pub fn loop_finished(&self, took: Duration) {
+        histogram!(LOOP_SECONDS).record(took.as_secs_f64());
+    }
+}
+
+/// The `{target, namespace, deployment}` labels of one target.
+#[derive(Debug, Clone)]
+pub struct TargetLabels(Vec<Label>);
+
+impl TargetLabels {
+    pub fn new(target: &str, namespace: &str, deployment: &str) -> Self {
+        TargetLabels(vec![
+            Label::new("target", target.to_owned()),
+            Label::new("namespace", namespace.to_owned()),
+            Label::new("deployment", deployment.to_owned()),
+        ])
+    }
+}
+
+fn source_labels(source: &str, kind: Kind) -> Vec<Label> {
+    vec![Label::new("source", source.to_owned()), Label::from_static_parts("kind", kind.as_str())]
+}
+
+fn with(labels: &[Label], key: &'static str, value: &'static str) -> Vec<Label> {
+    let mut labels = labels.to_vec();
+    labels.push(Label::from_static_parts(key, value));
+    labels
+}
+
+fn describe() {
+    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+    describe_gauge!(SOURCE_VALUE, "Last value read from the source: queue depth, lag or task count.");
+    describe_histogram!(SOURCE_POLL_SECONDS, Unit::Seconds, "Time one poll of the source took, failures included.");
+    describe_counter!(SOURCE_ERRORS, "Failed polls, by bounded error label.");
+    describe_counter!(
+        SOURCE_SKIPPED,
+        "Entries a poll could not read and left out (e.g. unacked messages that are not JSON)."
+    );
+    describe_gauge!(TARGET_DESIRED, "Replicas the last decision asked for.");
+    describe_gauge!(TARGET_CURRENT, "Replicas the Deployment had at the last read (or after our write).");
+    describe_counter!(TARGET_ERRORS, "Failed Kubernetes reads and writes for the target, by error label.");
+    describe_counter!(DECISIONS, "Decisions, by reason label (what drove or limited the result).");
+    describe_counter!(SCALE_EVENTS, "Rescales written to the Deployment, by direction.");
+    describe_histogram!(LOOP_SECONDS, Unit::Seconds, "Time one cycle took: polls, decisions and writes.");
+    describe_gauge!(BUILD_INFO, "Always 1; the version label says which build is running.");
+}

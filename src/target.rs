@@ -1,0 +1,181 @@
+//! The Kubernetes edge: read a Deployment, write its `scale` subresource, record Events.
+//! Knows nothing of queues.
+
+mod error;
+
+pub use error::TargetError;
+
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::ObjectReference;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::{Client, ResourceExt};
+use serde_json::json;
+
+use crate::policy::Pause;
+
+/// Annotation that freezes a Deployment: the daemon never writes it.
+pub const PAUSED: &str = "queue-autoscaler.io/paused";
+/// Annotation that pins a Deployment to N replicas (within the target's bounds).
+pub const PAUSED_REPLICAS: &str = "queue-autoscaler.io/paused-replicas";
+
+/// Writes after a conflict before giving up until the next cycle.
+const CONFLICT_RETRIES: usize = 3;
+
+/// What a read of a Deployment tells the decision.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Observed {
+    /// `spec.replicas` (the scale subresource's `spec.replicas`).
+    pub replicas: u32,
+    pub pause: Pause,
+    /// The version read, sent back as an optimistic-concurrency precondition.
+    pub resource_version: Option<String>,
+    uid: Option<String>,
+}
+
+/// Reads and writes the Deployments of the targets.
+#[derive(Clone)]
+pub struct Deployments {
+    client: Client,
+    field_manager: String,
+    recorder: Recorder,
+}
+
+impl Deployments {
+    /// Connects with the in-cluster config, else KUBECONFIG / ~/.kube/config; every request is
+    /// bounded by `timeout`.
+    pub async fn connect(field_manager: &str, timeout: Duration) -> Result<Self, TargetError> {
+        let mut config = kube::Config::infer().await.map_err(|e| TargetError::NoCluster(e.to_string()))?;
+        config.connect_timeout = Some(timeout);
+        config.read_timeout = Some(timeout);
+        config.write_timeout = Some(timeout);
+        let client = Client::try_from(config).map_err(|e| TargetError::NoCluster(e.to_string()))?;
+        let instance = std::env::var("POD_NAME").ok();
+        let reporter = Reporter { controller: field_manager.to_owned(), instance };
+        let recorder = Recorder::new(client.clone(), reporter);
+        Ok(Deployments { client, field_manager: field_manager.to_owned(), recorder })
+    }
+
+    fn api(&self, namespace: &str) -> Api<Deployment> {
+        Api::namespaced(self.client.clone(), namespace)
+    }
+
+    /// Reads the Deployment: replicas, pause annotations, version.
+    pub async fn observe(&self, namespace: &str, name: &str) -> Result<Observed, TargetError> {
+        let deployment = self.api(namespace).get(name).await.map_err(TargetError::from_kube)?;
+        let replicas = deployment.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+        Ok(Observed {
+            replicas: u32::try_from(replicas).unwrap_or(0),
+            pause: pause(deployment.annotations().get(PAUSED), deployment.annotations().get(PAUSED_REPLICAS)),
+            resource_version: deployment.resource_version(),
+            uid: deployment.uid(),
+        })
+    }
+
+    /// Sets `spec.replicas` through the scale subresource, with the version read as a
+    /// precondition; on a conflict, reads the scale again and retries. Returns the replicas the
+    /// Deployment had just before the write (`None` if it already had `replicas`).
+    pub async fn scale(
+        &self,
+        namespace: &str,
+        name: &str,
+        seen: &Observed,
+        replicas: u32,
+    ) -> Result<Option<u32>, TargetError> {
+        let api = self.api(namespace);
+        let params = PatchParams { field_manager: Some(self.field_manager.clone()), ..PatchParams::default() };
+        let (mut from, mut version) = (seen.replicas, seen.resource_version.clone());
+        for _ in 0..CONFLICT_RETRIES {
+            let body = json!({ "metadata": { "resourceVersion": version }, "spec": { "replicas": replicas } });
+            match api.patch_scale(name, &params, &Patch::Merge(&body)).await.map_err(TargetError::from_kube) {
+                Ok(_) => return Ok(Some(from)),
+                Err(TargetError::Conflict) => {
+                    let scale = api.get_scale(name).await.map_err(TargetError::from_kube)?;
+                    from = scale.spec.and_then(|s| s.replicas).and_then(|r| u32::try_from(r).ok()).unwrap_or(0);
+                    if from == replicas {
+                        return Ok(None);
+                    }
+                    version = scale.metadata.resource_version;
+                }
+                Err(other) => return Err(other),
+            }
+        }
+        Err(TargetError::Conflict)
+    }
+
+    /// Records an Event on the Deployment (`SuccessfulRescale`, like the HPA's).
+    pub async fn record_rescale(
+        &self,
+        namespace: &str,
+        name: &str,
+        seen: &Observed,
+        to: u32,
+        note: &str,
+    ) -> Result<(), TargetError> {
+        let reference = ObjectReference {
+            api_version: Some("apps/v1".to_owned()),
+            kind: Some("Deployment".to_owned()),
+            name: Some(name.to_owned()),
+            namespace: Some(namespace.to_owned()),
+            uid: seen.uid.clone(),
+            ..ObjectReference::default()
+        };
+        let event = Event {
+            type_: EventType::Normal,
+            reason: "SuccessfulRescale".to_owned(),
+            // The Events API limits a note to 1 kB.
+            note: Some(truncate(&format!("New size: {to}; reason: {note}"), 1000)),
+            action: "Scale".to_owned(),
+            secondary: None,
+        };
+        self.recorder.publish(&event, &reference).await.map_err(TargetError::from_kube)
+    }
+}
+
+/// The pause the annotations ask for; `paused-replicas` wins, like KEDA's. An unreadable count
+/// freezes the Deployment: the operator asked for a pause, so writing would be the worse mistake.
+fn pause(paused: Option<&String>, paused_replicas: Option<&String>) -> Pause {
+    match (paused.map(|p| p.trim()), paused_replicas.map(|r| r.trim().parse::<u32>())) {
+        (_, Some(Ok(n))) => Pause::Pinned(n),
+        (_, Some(Err(_))) => Pause::Frozen,
+        (Some(p), None) if p.eq_ignore_ascii_case("true") => Pause::Frozen,
+        _ => Pause::None,
+    }
+}
+
+fn truncate(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((end, _)) => text[..end].to_owned(),
+        None => text.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pause_annotations() {
+        let s = |v: &str| Some(v.to_owned());
+        let cases = [
+            (None, None, Pause::None),
+            (s("true"), None, Pause::Frozen),
+            (s("True"), None, Pause::Frozen),
+            (s("false"), None, Pause::None),
+            (None, s("4"), Pause::Pinned(4)),
+            (s("true"), s("0"), Pause::Pinned(0)),
+            (None, s("four"), Pause::Frozen),
+        ];
+        for (paused, replicas, expected) in cases {
+            assert_eq!(pause(paused.as_ref(), replicas.as_ref()), expected, "{paused:?} {replicas:?}");
+        }
+    }
+
+    #[test]
+    fn truncates_on_char_boundaries() {
+        assert_eq!(truncate("ab→cd", 3), "ab→");
+        assert_eq!(truncate("abc", 10), "abc");
+    }
+}
