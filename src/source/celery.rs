@@ -52,6 +52,18 @@ fn default_unacked_key() -> String {
 }
 
 impl CelerySettings {
+    /// Settings for these queues with kombu's defaults for everything else.
+    pub fn for_queues(queues: &[&str]) -> Self {
+        CelerySettings {
+            queues: queues.iter().map(|q| (*q).to_owned()).collect(),
+            priority_steps: default_priority_steps(),
+            separator: default_separator(),
+            global_keyprefix: String::new(),
+            include_unacked: false,
+            unacked_key: default_unacked_key(),
+        }
+    }
+
     /// Problems with the values, as `(key, message)`.
     pub fn problems(&self) -> Vec<(&'static str, String)> {
         let mut problems = Vec::new();
@@ -261,21 +273,9 @@ pub fn classify_unacked(payload: &[u8], queues: &HashSet<String>, now: jiff::Tim
 mod tests {
     use super::*;
 
-    fn settings() -> CelerySettings {
-        CelerySettings {
-            queues: vec!["default".into(), "high".into()],
-            priority_steps: default_priority_steps(),
-            separator: default_separator(),
-            global_keyprefix: String::new(),
-            include_unacked: false,
-            unacked_key: default_unacked_key(),
-        }
-    }
-
     #[test]
     fn list_keys_follow_kombus_layout() {
-        let mut s = settings();
-        s.queues.truncate(1);
+        let mut s = CelerySettings::for_queues(&["default"]);
         assert_eq!(s.list_keys(), vec!["default", "default\u{6}\u{16}3", "default\u{6}\u{16}6", "default\u{6}\u{16}9"]);
         s.global_keyprefix = "app:".into();
         s.separator = ":".into();

@@ -1,0 +1,105 @@
+//! The real `queue-autoscaler` binary, run as a child process.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_queue-autoscaler");
+
+/// A free TCP port on 127.0.0.1 (free when asked; the daemon binds it right after).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+}
+
+/// Runs the binary to completion with `args`, in an environment without any kubeconfig unless
+/// `kubeconfig` is given.
+pub fn run(args: &[&str], kubeconfig: Option<&Path>, env: &[(&str, &str)]) -> Output {
+    let mut command = command(kubeconfig, env);
+    command.args(args).output().expect("run queue-autoscaler")
+}
+
+fn command(kubeconfig: Option<&Path>, env: &[(&str, &str)]) -> Command {
+    let mut command = Command::new(BIN);
+    // No cluster unless the test gives one: never the developer's own ~/.kube/config.
+    command.env_remove("KUBERNETES_SERVICE_HOST").env("HOME", "/nonexistent").env("RUST_LOG", "info");
+    match kubeconfig {
+        Some(path) => command.env("KUBECONFIG", path),
+        None => command.env("KUBECONFIG", "/nonexistent/kubeconfig"),
+    };
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    command
+}
+
+/// A daemon running in the background; killed when dropped.
+pub struct Daemon {
+    child: Child,
+    log: PathBuf,
+    pub dir: tempfile::TempDir,
+}
+
+impl Daemon {
+    /// Writes `config` to a file and starts `queue-autoscaler <args…> --config FILE`.
+    pub fn start(config: &str, args: &[&str], kubeconfig: Option<&Path>, env: &[(&str, &str)]) -> Daemon {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config_path = dir.path().join("config.toml");
+        std::fs::write(&config_path, config).expect("write config");
+        let log = dir.path().join("daemon.log");
+        let log_file = std::fs::File::create(&log).expect("log file");
+        let child = command(kubeconfig, env)
+            .args(args)
+            .arg("--config")
+            .arg(&config_path)
+            .stdout(Stdio::null())
+            .stderr(log_file)
+            .spawn()
+            .expect("start queue-autoscaler");
+        Daemon { child, log, dir }
+    }
+
+    /// Everything the daemon logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Sends SIGTERM and waits for the exit; returns the status and how long it took.
+    pub fn terminate(&mut self) -> (ExitStatus, Duration) {
+        let started = Instant::now();
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().expect("kill -TERM");
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return (status, started.elapsed());
+            }
+            if started.elapsed() > Duration::from_secs(20) {
+                panic!("daemon did not stop within 20 s of SIGTERM; log:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// GETs `http://127.0.0.1:{port}{path}`: (status, body). `None` while nothing listens.
+pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let status = response.split_whitespace().nth(1)?.parse().ok()?;
+    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    Some((status, body))
+}
