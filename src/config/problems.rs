@@ -44,6 +44,8 @@ impl ConfigError {
                 problem.line = line_of(&table, text, &problem.path);
             }
         }
+        // In file order, so the list reads top-down; problems without a line go last.
+        problems.sort_by_key(|p| p.line.unwrap_or(usize::MAX));
         ConfigError { problems }
     }
 

@@ -48,9 +48,11 @@ pub fn unacked_entry(task_id: &str, routing_key: &str, eta: Option<&str>) -> Str
     format!(r#"[{}, "", "{routing_key}"]"#, kombu_message(task_id, routing_key, 0, eta))
 }
 
-/// LPUSHes `n` messages onto `key`, as a producer would.
+/// LPUSHes `n` messages onto `key`, as a producer would, in one transaction (so a concurrent
+/// poll sees all of them or none).
 pub async fn push(connection: &mut MultiplexedConnection, key: &str, routing_key: &str, n: usize) {
     let mut pipe = redis::pipe();
+    pipe.atomic();
     for i in 0..n {
         pipe.cmd("LPUSH").arg(key).arg(kombu_message(&format!("{key}-{i}"), routing_key, 0, None)).ignore();
     }

@@ -1,0 +1,235 @@
+//! The real binary (`run`) against the test Kubernetes API server and the real Redis.
+
+mod support;
+
+use std::time::Duration;
+
+use support::apiserver::ApiServer;
+use support::daemon::{Daemon, free_port, http_get};
+use support::redis::{self as test_redis, push};
+use support::{eventually, unique};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// A config with one Celery source on `queue` and one target on `namespace/deployment`:
+/// 10 messages per replica, 1 s polls, the HPA's default rate policies over 1 s instead of 15 s,
+/// and no scale-down window, so tests run in seconds.
+fn config(queue: &str, redis_url: &str, deployment: &str, min: u32, max: u32, port: u16) -> String {
+    format!(
+        r#"
+[daemon]
+interval = "1s"
+listen = "127.0.0.1:{port}"
+
+[sources.jobs]
+kind = "celery"
+url = "{redis_url}"
+queues = ["{queue}"]
+timeout = "1s"
+
+[[targets]]
+name = "workers"
+namespace = "data"
+deployment = "{deployment}"
+min_replicas = {min}
+max_replicas = {max}
+triggers = [{{ source = "jobs", per_replica = 10 }}]
+
+[targets.scale_up]
+policies = [{{ type = "pods", value = 4, period = "1s" }}, {{ type = "percent", value = 100, period = "1s" }}]
+
+[targets.scale_down]
+stabilization = "0s"
+policies = [{{ type = "percent", value = 100, period = "1s" }}]
+
+[targets.fallback]
+failure_threshold = 2
+replicas = "hold"
+"#
+    )
+}
+
+/// The value of the series named exactly `series` (name and labels) in a Prometheus page.
+fn metric(page: &str, series: &str) -> f64 {
+    page.lines()
+        .find_map(|line| line.strip_prefix(series).and_then(|rest| rest.trim().parse().ok()))
+        .unwrap_or_else(|| panic!("{series} not in:\n{page}"))
+}
+
+fn written(api: &ApiServer) -> Vec<i64> {
+    api.scale_writes().iter().map(|w| w.replicas).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scales_up_as_the_queue_grows_and_down_as_it_drains() {
+    let mut redis = test_redis::connect().await;
+    let queue = unique("e2e-grow");
+    let api = ApiServer::start().await;
+    api.add_deployment("data", "worker", 1);
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    push(&mut redis, &queue, &queue, 35).await;
+    let mut daemon = Daemon::start(
+        &config(&queue, &test_redis::url(), "worker", 1, 8, port),
+        &["run"],
+        Some(&api.kubeconfig(dir.path())),
+        &[],
+    );
+
+    // 35 messages → 4 wanted; from 1, +4 pods allows 5.
+    eventually(WAIT, "a scale-up to 4", || (api.replicas("data", "worker") == 4).then_some(())).await;
+    push(&mut redis, &queue, &queue, 60).await;
+    // 95 messages → 10 wanted, capped at max_replicas 8 (which +4 pods from 4 also allows).
+    eventually(WAIT, "a scale-up to 8", || (api.replicas("data", "worker") == 8).then_some(())).await;
+    let () = redis::cmd("DEL").arg(&queue).query_async(&mut redis).await.unwrap();
+    eventually(WAIT, "a scale-down to 1", || (api.replicas("data", "worker") == 1).then_some(())).await;
+
+    assert_eq!(written(&api), vec![4, 8, 1], "log:\n{}", daemon.log());
+    for write in api.scale_writes() {
+        assert_eq!(write.method, "merge");
+        assert_eq!(write.field_manager.as_deref(), Some("queue-autoscaler"));
+    }
+    let notes: Vec<String> = api.events().iter().map(|e| e["note"].as_str().unwrap_or("").to_owned()).collect();
+    assert!(notes.iter().any(|n| n.starts_with("New size: 4; reason: jobs=35 → 4 wanted")), "{notes:#?}");
+    assert!(api.events().iter().all(|e| e["reason"] == "SuccessfulRescale" && e["regarding"]["kind"] == "Deployment"));
+
+    let (_, metrics) = http_get(port, "/metrics").expect("metrics endpoint");
+    for name in [
+        "queue_autoscaler_source_value{source=\"jobs\",kind=\"celery\"}",
+        "queue_autoscaler_source_poll_seconds_bucket",
+        "queue_autoscaler_target_desired_replicas{target=\"workers\",namespace=\"data\",deployment=\"worker\"} 1",
+        "queue_autoscaler_scale_events_total{target=\"workers\",namespace=\"data\",deployment=\"worker\",direction=\"up\"} 2",
+        "queue_autoscaler_scale_events_total{target=\"workers\",namespace=\"data\",deployment=\"worker\",direction=\"down\"} 1",
+        "queue_autoscaler_loop_seconds_bucket",
+        "queue_autoscaler_build_info{version=\"",
+    ] {
+        assert!(metrics.contains(name), "{name} missing from /metrics:\n{metrics}");
+    }
+    assert_eq!(http_get(port, "/healthz").map(|r| r.0), Some(200));
+    assert_eq!(http_get(port, "/readyz").map(|r| r.0), Some(200));
+
+    let (status, took) = daemon.terminate();
+    assert!(status.success(), "exit status {status:?}; log:\n{}", daemon.log());
+    assert!(took < Duration::from_secs(5), "stopped in {took:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_deployment_is_never_written_and_paused_replicas_pins_it() {
+    let mut redis = test_redis::connect().await;
+    let queue = unique("e2e-pause");
+    let api = ApiServer::start().await;
+    api.add_deployment("data", "worker", 2);
+    api.annotate("data", "worker", "queue-autoscaler.io/paused", Some("true"));
+    push(&mut redis, &queue, &queue, 90).await;
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(
+        &config(&queue, &test_redis::url(), "worker", 1, 10, free_port()),
+        &["run"],
+        Some(&api.kubeconfig(dir.path())),
+        &[],
+    );
+
+    eventually(WAIT, "a paused decision", || daemon.log().contains("reason=paused by annotation").then_some(())).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(written(&api).is_empty(), "paused, yet written: {:?}", written(&api));
+
+    api.annotate("data", "worker", "queue-autoscaler.io/paused-replicas", Some("3"));
+    eventually(WAIT, "the pinned count", || (api.replicas("data", "worker") == 3).then_some(())).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(written(&api), vec![3], "pinned: one write, then none; log:\n{}", daemon.log());
+    let () = redis::cmd("DEL").arg(&queue).query_async(&mut redis).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_conflict_is_retried_with_a_fresh_read() {
+    let mut redis = test_redis::connect().await;
+    let queue = unique("e2e-conflict");
+    let api = ApiServer::start().await;
+    api.add_deployment("data", "worker", 1);
+    api.inject_conflicts(2);
+    push(&mut redis, &queue, &queue, 30).await;
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(
+        &config(&queue, &test_redis::url(), "worker", 1, 10, free_port()),
+        &["run"],
+        Some(&api.kubeconfig(dir.path())),
+        &[],
+    );
+    eventually(WAIT, "the scale-up despite two conflicts", || (api.replicas("data", "worker") == 3).then_some(()))
+        .await;
+    let scale_requests = api.requests().iter().filter(|r| r.path.contains("/scale")).count();
+    assert!(
+        scale_requests >= 5,
+        "3 PATCHes and 2 fresh GETs of the scale, got {scale_requests}; log:\n{}",
+        daemon.log()
+    );
+    let () = redis::cmd("DEL").arg(&queue).query_async(&mut redis).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dry_run_reads_but_never_writes() {
+    let mut redis = test_redis::connect().await;
+    let queue = unique("e2e-dry");
+    let api = ApiServer::start().await;
+    api.add_deployment("data", "worker", 1);
+    push(&mut redis, &queue, &queue, 50).await;
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(
+        &config(&queue, &test_redis::url(), "worker", 1, 10, free_port()),
+        &["run", "--dry-run"],
+        Some(&api.kubeconfig(dir.path())),
+        &[],
+    );
+    eventually(WAIT, "a decision to scale up", || daemon.log().contains("desired=5").then_some(())).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(written(&api).is_empty());
+    assert!(api.requests().iter().all(|r| r.method == "GET"), "{:?}", api.requests());
+    let () = redis::cmd("DEL").arg(&queue).query_async(&mut redis).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_source_never_scales_down() {
+    let api = ApiServer::start().await;
+    api.add_deployment("data", "worker", 6);
+    let dead_redis = format!("redis://127.0.0.1:{}/0", free_port());
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(
+        &config("q", &dead_redis, "worker", 1, 10, port),
+        &["run"],
+        Some(&api.kubeconfig(dir.path())),
+        &[],
+    );
+    eventually(WAIT, "the fallback", || {
+        daemon.log().contains("failed polls in a row: fallback holds replicas").then_some(())
+    })
+    .await;
+    assert!(written(&api).is_empty(), "{:?}", written(&api));
+    assert_eq!(api.replicas("data", "worker"), 6);
+    let (_, metrics) = http_get(port, "/metrics").expect("metrics");
+    let errors = "queue_autoscaler_source_errors_total{source=\"jobs\",kind=\"celery\",error=\"connect\"}";
+    assert!(metric(&metrics, errors) >= 2.0, "{metrics}");
+    let fallbacks = "queue_autoscaler_decisions_total{target=\"workers\",namespace=\"data\",deployment=\"worker\",reason=\"fallback\"}";
+    assert!(metric(&metrics, fallbacks) >= 1.0, "{metrics}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_deployment_is_reported_and_the_daemon_keeps_running() {
+    let api = ApiServer::start().await;
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let mut daemon = Daemon::start(
+        &config(&unique("e2e-404"), &test_redis::url(), "nowhere", 1, 10, port),
+        &["run"],
+        Some(&api.kubeconfig(dir.path())),
+        &[],
+    );
+    eventually(WAIT, "the 404 in the log", || daemon.log().contains("the Deployment does not exist").then_some(()))
+        .await;
+    let metrics = eventually(WAIT, "the error metric", || {
+        http_get(port, "/metrics").map(|(_, m)| m).filter(|m| m.contains("error=\"not_found\""))
+    })
+    .await;
+    assert!(metrics.contains("queue_autoscaler_target_errors_total"));
+    assert!(daemon.is_running());
+}
