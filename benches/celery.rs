@@ -1,1 +1,73 @@
-fn main() {}
+//! Polling 1,000 Celery queues × 4 priority lists on the local Redis: the source's one
+//! pipelined round trip, beside a naive loop of one LLEN round trip per key.
+//!
+//! `cargo bench --bench celery` (needs Redis on 127.0.0.1:6379, or TEST_REDIS_URL)
+
+mod common;
+
+use std::time::Duration;
+
+use queue_autoscaler::secret::SecretUrl;
+use queue_autoscaler::source::celery::CelerySettings;
+use queue_autoscaler::source::{Settings, Source, SourceSpec};
+
+const QUEUES: usize = 1000;
+
+fn main() {
+    let url = std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".to_owned());
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let prefix = format!("bench-celery-{}:", std::process::id());
+    let queues: Vec<String> = (0..QUEUES).map(|i| format!("queue-{i}")).collect();
+    let mut settings = CelerySettings::for_queues(&queues.iter().map(String::as_str).collect::<Vec<_>>());
+    settings.global_keyprefix = prefix.clone();
+    let keys = settings.list_keys();
+
+    let client = redis::Client::open(url.as_str()).expect("redis url");
+    let mut connection = runtime
+        .block_on(client.get_multiplexed_async_connection())
+        .unwrap_or_else(|e| panic!("Redis is not reachable at {url} ({e}); start it: redis-server --daemonize yes"));
+    // Every key holds 1..=3 messages, so every LLEN does real work.
+    runtime.block_on(async {
+        let mut pipe = redis::pipe();
+        for (i, key) in keys.iter().enumerate() {
+            for _ in 0..(i % 3 + 1) {
+                pipe.cmd("LPUSH").arg(key).arg("{}").ignore();
+            }
+        }
+        let () = pipe.query_async(&mut connection).await.expect("fill");
+    });
+    let expected: usize = (0..keys.len()).map(|i| i % 3 + 1).sum();
+
+    let spec = SourceSpec {
+        url: Some(SecretUrl::new(url.clone())),
+        timeout: Duration::from_secs(10),
+        settings: Settings::Celery(settings),
+    };
+    let source = Source::new(&spec).expect("source");
+    let ops = keys.len() as u64;
+    let naive = common::measure("naive: one LLEN round trip per key (baseline)", ops, 2, 15, || {
+        let total = runtime.block_on(async {
+            let mut total = 0u64;
+            for key in &keys {
+                let n: u64 = redis::cmd("LLEN").arg(key).query_async(&mut connection).await.expect("LLEN");
+                total += n;
+            }
+            total
+        });
+        assert_eq!(total as usize, expected);
+    });
+    let pipelined = common::measure("source poll: one pipelined round trip", ops, 2, 15, || {
+        let reading = runtime.block_on(source.poll()).expect("poll");
+        assert_eq!(reading.value as usize, expected);
+    });
+    common::report(
+        &format!("celery: {QUEUES} queues × 4 priority lists = {} keys, local Redis", keys.len()),
+        &[naive, pipelined],
+    );
+
+    runtime.block_on(async {
+        for chunk in keys.chunks(500) {
+            let () = redis::cmd("DEL").arg(chunk).query_async(&mut connection).await.expect("DEL");
+        }
+    });
+}

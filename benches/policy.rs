@@ -1,1 +1,82 @@
-fn main() {}
+//! Decisions per second of the pure policy, beside the bare formula it wraps.
+//!
+//! `cargo bench --bench policy`
+
+mod common;
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use queue_autoscaler::policy::{
+    Fallback, History, Inputs, Observation, Pause, ScalingRules, TargetPolicy, TriggerPolicy, decide,
+};
+
+const DECISIONS: u64 = 10_000;
+
+fn policy(triggers: usize) -> TargetPolicy {
+    TargetPolicy {
+        min_replicas: 0,
+        max_replicas: 50,
+        triggers: (0..triggers)
+            .map(|i| TriggerPolicy { source: format!("source-{i}"), per_replica: 16.0, activation: 0.0 })
+            .collect(),
+        scale_up: ScalingRules::hpa_scale_up(),
+        scale_down: ScalingRules::hpa_scale_down(),
+        cooldown: Duration::from_secs(60),
+        fallback_threshold: 3,
+        fallback: Fallback::Hold,
+    }
+}
+
+/// A queue that swings between bursts and idle, sampled every `step`.
+fn value(i: u64) -> f64 {
+    [0.0, 40.0, 400.0, 800.0, 120.0, 3.0][(i / 37 % 6) as usize]
+}
+
+/// `DECISIONS` decisions in a row, applying each as the daemon does, one every `step`.
+fn run(policy: &TargetPolicy, step: Duration) {
+    let mut history = History::new();
+    let mut current = 1;
+    let observations_len = policy.triggers.len();
+    let mut observations = vec![Observation::Value(0.0); observations_len];
+    for i in 0..DECISIONS {
+        observations.fill(Observation::Value(value(i)));
+        let now = step * u32::try_from(i).unwrap_or(u32::MAX);
+        let inputs = Inputs { current, observations: &observations, pause: Pause::None, now };
+        let decision = decide(policy, &mut history, &inputs);
+        if decision.should_write(current) {
+            history.record_rescale(policy, current, decision.replicas, now);
+            current = decision.replicas;
+        }
+        black_box(&decision);
+    }
+}
+
+/// The baseline: the bare formula, no windows, no policies, no reasons.
+fn run_bare(policy: &TargetPolicy) {
+    for i in 0..DECISIONS {
+        let wanted = (value(i) / policy.triggers[0].per_replica).ceil() as u32;
+        black_box(wanted.clamp(policy.min_replicas, policy.max_replicas));
+    }
+}
+
+fn main() {
+    let one = policy(1);
+    let three = policy(3);
+    let samples = [
+        common::measure("bare ceil(value/per_replica) + clamp (baseline)", DECISIONS, 3, 30, || run_bare(&one)),
+        common::measure("decide(): 1 trigger, poll every 15 s", DECISIONS, 3, 30, || {
+            run(&one, Duration::from_secs(15))
+        }),
+        common::measure("decide(): 1 trigger, poll every 1 s (300-entry window)", DECISIONS, 3, 30, || {
+            run(&one, Duration::from_secs(1))
+        }),
+        common::measure("decide(): 3 triggers, poll every 1 s", DECISIONS, 3, 30, || {
+            run(&three, Duration::from_secs(1))
+        }),
+    ];
+    common::report(&format!("policy: {DECISIONS} decisions per run"), &samples);
+    for s in &samples[1..] {
+        println!("{:<58} {:>12.0} decisions/s", s.name, DECISIONS as f64 / s.median().as_secs_f64());
+    }
+}
