@@ -1,6 +1,6 @@
 //! The decision core: from trigger observations to a replica count, with a reason.
 //!
-//! Pure and deterministic: std only, no async, no clock reads, no logging. Time is a
+//! Pure and deterministic: std only, nothing asynchronous, no clock reads, no logging. Time is a
 //! [`Duration`] since an arbitrary origin, passed in, so the daemon (monotonic clock) and the
 //! simulator (virtual seconds) drive exactly the same code.
 //!
