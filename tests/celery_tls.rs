@@ -1,0 +1,155 @@
+//! `rediss://`: the Celery source over TLS to a real redis-server, with a CA of the test's own
+//! that the daemon trusts through `SSL_CERT_FILE` (read by rustls-native-certs).
+
+mod support;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+use support::daemon::{free_port, run};
+
+/// Makes a CA and a server certificate for 127.0.0.1/localhost with the `openssl` CLI.
+fn certificates(dir: &Path) {
+    let openssl = |args: &[&str]| {
+        let status = Command::new("openssl").args(args).current_dir(dir).stderr(Stdio::null()).status();
+        assert!(status.expect("openssl must be installed (Debian package openssl)").success(), "openssl {args:?}");
+    };
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=test-ca",
+    ]);
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=localhost",
+    ]);
+    std::fs::write(dir.join("san.ext"), "subjectAltName=DNS:localhost,IP:127.0.0.1\n").unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "san.ext",
+    ]);
+}
+
+struct TlsRedis(std::process::Child);
+
+impl Drop for TlsRedis {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_tls_redis(dir: &Path, port: u16) -> TlsRedis {
+    let path = |name: &str| dir.join(name).to_string_lossy().into_owned();
+    let child = Command::new("redis-server")
+        .args([
+            "--port",
+            "0",
+            "--tls-port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .args(["--tls-cert-file", &path("server.pem"), "--tls-key-file", &path("server.key")])
+        .args(["--tls-ca-cert-file", &path("ca.pem"), "--tls-auth-clients", "no", "--requirepass", "tls-secret"])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("redis-server must be installed, built with TLS (Debian's is)");
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return TlsRedis(child);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("TLS redis-server did not start on port {port}");
+}
+
+fn config(dir: &Path, url: &str) -> String {
+    let text = format!(
+        "[sources.jobs]\nkind = \"celery\"\nurl = \"{url}\"\nqueues = [\"tls-q\"]\n\n[[targets]]\nname = \"w\"\ndeployment = \"w\"\nmax_replicas = 10\ntriggers = [{{ source = \"jobs\", per_replica = 1 }}]\n"
+    );
+    let path = dir.join("config.toml");
+    std::fs::write(&path, text).unwrap();
+    path.to_string_lossy().into_owned()
+}
+
+fn once(config: &str, ca: &str) -> Value {
+    let out = run(&["once", "--config", config, "--dry-run", "--output", "json"], None, &[("SSL_CERT_FILE", ca)]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("JSON")
+}
+
+#[test]
+fn rediss_reads_queues_over_verified_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    certificates(dir.path());
+    let port = free_port();
+    let _server = start_tls_redis(dir.path(), port);
+    let cli = Command::new("redis-cli")
+        .args([
+            "--tls",
+            "--cacert",
+            &dir.path().join("ca.pem").to_string_lossy(),
+            "-p",
+            &port.to_string(),
+            "-a",
+            "tls-secret",
+        ])
+        .args(["--no-auth-warning", "RPUSH", "tls-q", "a", "b", "c"])
+        .output()
+        .expect("redis-cli");
+    assert!(cli.status.success(), "{}", String::from_utf8_lossy(&cli.stderr));
+    let ca = dir.path().join("ca.pem").to_string_lossy().into_owned();
+
+    let report = once(&config(dir.path(), &format!("rediss://:tls-secret@localhost:{port}/0")), &ca);
+    assert_eq!(report[0]["triggers"][0]["value"], 3.0, "{report}");
+
+    // Plain redis:// to a TLS port fails as a poll error, and the password stays hidden.
+    let report = once(&config(dir.path(), &format!("redis://:tls-secret@localhost:{port}/0")), &ca);
+    let error = report[0]["triggers"][0]["error"].as_str().expect("an error");
+    assert!(!error.contains("tls-secret"), "{error}");
+
+    // A certificate the daemon does not trust is refused.
+    let other = tempfile::tempdir().unwrap();
+    certificates(other.path());
+    let untrusted = other.path().join("ca.pem").to_string_lossy().into_owned();
+    let report = once(&config(dir.path(), &format!("rediss://:tls-secret@localhost:{port}/0")), &untrusted);
+    assert_eq!(report[0]["triggers"][0]["value"], Value::Null, "{report}");
+}
