@@ -74,27 +74,29 @@ impl Drop for TlsRedis {
 
 fn start_tls_redis(dir: &Path, port: u16) -> TlsRedis {
     let path = |name: &str| dir.join(name).to_string_lossy().into_owned();
-    let child = Command::new("redis-server")
-        .args([
-            "--port",
-            "0",
-            "--tls-port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ])
-        .args(["--tls-cert-file", &path("server.pem"), "--tls-key-file", &path("server.key")])
-        .args(["--tls-ca-cert-file", &path("ca.pem"), "--tls-auth-clients", "no", "--requirepass", "tls-secret"])
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("redis-server must be installed, built with TLS (Debian's is)");
+    let server = TlsRedis(
+        Command::new("redis-server")
+            .args([
+                "--port",
+                "0",
+                "--tls-port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .args(["--tls-cert-file", &path("server.pem"), "--tls-key-file", &path("server.key")])
+            .args(["--tls-ca-cert-file", &path("ca.pem"), "--tls-auth-clients", "no", "--requirepass", "tls-secret"])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server must be installed, built with TLS (Debian's is)"),
+    );
     for _ in 0..100 {
         if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return TlsRedis(child);
+            return server;
         }
         std::thread::sleep(Duration::from_millis(50));
     }
