@@ -4,6 +4,7 @@ mod support;
 
 use std::time::Duration;
 
+use redis::aio::MultiplexedConnection;
 use support::apiserver::ApiServer;
 use support::daemon::{Daemon, free_port, http_get};
 use support::redis::{self as test_redis, push};
@@ -56,35 +57,62 @@ fn metric(page: &str, series: &str) -> f64 {
         .unwrap_or_else(|| panic!("{series} not in:\n{page}"))
 }
 
-fn written(api: &ApiServer) -> Vec<i64> {
-    api.scale_writes().iter().map(|w| w.replicas).collect()
+/// A queue of its own on the real Redis, a test API server with `data/worker`, and a place for
+/// the kubeconfig.
+struct Setup {
+    redis: MultiplexedConnection,
+    queue: String,
+    api: ApiServer,
+    dir: tempfile::TempDir,
+}
+
+impl Setup {
+    async fn new(name: &str, replicas: i64) -> Setup {
+        let api = ApiServer::start().await;
+        api.add_deployment("data", "worker", replicas);
+        Setup { redis: test_redis::connect().await, queue: unique(name), api, dir: tempfile::tempdir().unwrap() }
+    }
+
+    /// Starts the binary with `args` on this setup's queue and cluster, with `max` replicas.
+    fn daemon(&self, args: &[&str], max: u32, port: u16) -> Daemon {
+        let config = config(&self.queue, &test_redis::url(), "worker", 1, max, port);
+        Daemon::start(&config, args, Some(&self.api.kubeconfig(self.dir.path())), &[])
+    }
+
+    async fn push(&mut self, n: usize) {
+        push(&mut self.redis, &self.queue, &self.queue, n).await;
+    }
+
+    async fn drain(&mut self) {
+        let () = redis::cmd("DEL").arg(&self.queue).query_async(&mut self.redis).await.unwrap();
+    }
+
+    fn replicas_are(&self, n: i64) -> Option<()> {
+        (self.api.replicas("data", "worker") == n).then_some(())
+    }
+
+    fn written(&self) -> Vec<i64> {
+        self.api.scale_writes().iter().map(|w| w.replicas).collect()
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scales_up_as_the_queue_grows_and_down_as_it_drains() {
-    let mut redis = test_redis::connect().await;
-    let queue = unique("e2e-grow");
-    let api = ApiServer::start().await;
-    api.add_deployment("data", "worker", 1);
+    let mut setup = Setup::new("e2e-grow", 1).await;
     let port = free_port();
-    let dir = tempfile::tempdir().unwrap();
-    push(&mut redis, &queue, &queue, 35).await;
-    let mut daemon = Daemon::start(
-        &config(&queue, &test_redis::url(), "worker", 1, 8, port),
-        &["run"],
-        Some(&api.kubeconfig(dir.path())),
-        &[],
-    );
+    setup.push(35).await;
+    let mut daemon = setup.daemon(&["run"], 8, port);
 
     // 35 messages → 4 wanted; from 1, +4 pods allows 5.
-    eventually(WAIT, "a scale-up to 4", || (api.replicas("data", "worker") == 4).then_some(())).await;
-    push(&mut redis, &queue, &queue, 60).await;
+    eventually(WAIT, "a scale-up to 4", || setup.replicas_are(4)).await;
+    setup.push(60).await;
     // 95 messages → 10 wanted, capped at max_replicas 8 (which +4 pods from 4 also allows).
-    eventually(WAIT, "a scale-up to 8", || (api.replicas("data", "worker") == 8).then_some(())).await;
-    let () = redis::cmd("DEL").arg(&queue).query_async(&mut redis).await.unwrap();
-    eventually(WAIT, "a scale-down to 1", || (api.replicas("data", "worker") == 1).then_some(())).await;
+    eventually(WAIT, "a scale-up to 8", || setup.replicas_are(8)).await;
+    setup.drain().await;
+    eventually(WAIT, "a scale-down to 1", || setup.replicas_are(1)).await;
 
-    assert_eq!(written(&api), vec![4, 8, 1], "log:\n{}", daemon.log());
+    let api = &setup.api;
+    assert_eq!(setup.written(), vec![4, 8, 1], "log:\n{}", daemon.log());
     for write in api.scale_writes() {
         assert_eq!(write.method, "merge");
         assert_eq!(write.field_manager.as_deref(), Some("queue-autoscaler"));
@@ -115,76 +143,48 @@ async fn scales_up_as_the_queue_grows_and_down_as_it_drains() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_paused_deployment_is_never_written_and_paused_replicas_pins_it() {
-    let mut redis = test_redis::connect().await;
-    let queue = unique("e2e-pause");
-    let api = ApiServer::start().await;
-    api.add_deployment("data", "worker", 2);
-    api.annotate("data", "worker", "queue-autoscaler.io/paused", Some("true"));
-    push(&mut redis, &queue, &queue, 90).await;
-    let dir = tempfile::tempdir().unwrap();
-    let daemon = Daemon::start(
-        &config(&queue, &test_redis::url(), "worker", 1, 10, free_port()),
-        &["run"],
-        Some(&api.kubeconfig(dir.path())),
-        &[],
-    );
+    let mut setup = Setup::new("e2e-pause", 2).await;
+    setup.api.annotate("data", "worker", "queue-autoscaler.io/paused", Some("true"));
+    setup.push(90).await;
+    let daemon = setup.daemon(&["run"], 10, free_port());
 
     eventually(WAIT, "a paused decision", || daemon.log().contains("reason=paused by annotation").then_some(())).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert!(written(&api).is_empty(), "paused, yet written: {:?}", written(&api));
+    assert!(setup.written().is_empty(), "paused, yet written: {:?}", setup.written());
 
-    api.annotate("data", "worker", "queue-autoscaler.io/paused-replicas", Some("3"));
-    eventually(WAIT, "the pinned count", || (api.replicas("data", "worker") == 3).then_some(())).await;
+    setup.api.annotate("data", "worker", "queue-autoscaler.io/paused-replicas", Some("3"));
+    eventually(WAIT, "the pinned count", || setup.replicas_are(3)).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(written(&api), vec![3], "pinned: one write, then none; log:\n{}", daemon.log());
-    let () = redis::cmd("DEL").arg(&queue).query_async(&mut redis).await.unwrap();
+    assert_eq!(setup.written(), vec![3], "pinned: one write, then none; log:\n{}", daemon.log());
+    setup.drain().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_conflict_is_retried_with_a_fresh_read() {
-    let mut redis = test_redis::connect().await;
-    let queue = unique("e2e-conflict");
-    let api = ApiServer::start().await;
-    api.add_deployment("data", "worker", 1);
-    api.inject_conflicts(2);
-    push(&mut redis, &queue, &queue, 30).await;
-    let dir = tempfile::tempdir().unwrap();
-    let daemon = Daemon::start(
-        &config(&queue, &test_redis::url(), "worker", 1, 10, free_port()),
-        &["run"],
-        Some(&api.kubeconfig(dir.path())),
-        &[],
-    );
-    eventually(WAIT, "the scale-up despite two conflicts", || (api.replicas("data", "worker") == 3).then_some(()))
-        .await;
-    let scale_requests = api.requests().iter().filter(|r| r.path.contains("/scale")).count();
+    let mut setup = Setup::new("e2e-conflict", 1).await;
+    setup.api.inject_conflicts(2);
+    setup.push(30).await;
+    let daemon = setup.daemon(&["run"], 10, free_port());
+    eventually(WAIT, "the scale-up despite two conflicts", || setup.replicas_are(3)).await;
+    let scale_requests = setup.api.requests().iter().filter(|r| r.path.contains("/scale")).count();
     assert!(
         scale_requests >= 5,
         "3 PATCHes and 2 fresh GETs of the scale, got {scale_requests}; log:\n{}",
         daemon.log()
     );
-    let () = redis::cmd("DEL").arg(&queue).query_async(&mut redis).await.unwrap();
+    setup.drain().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dry_run_reads_but_never_writes() {
-    let mut redis = test_redis::connect().await;
-    let queue = unique("e2e-dry");
-    let api = ApiServer::start().await;
-    api.add_deployment("data", "worker", 1);
-    push(&mut redis, &queue, &queue, 50).await;
-    let dir = tempfile::tempdir().unwrap();
-    let daemon = Daemon::start(
-        &config(&queue, &test_redis::url(), "worker", 1, 10, free_port()),
-        &["run", "--dry-run"],
-        Some(&api.kubeconfig(dir.path())),
-        &[],
-    );
+    let mut setup = Setup::new("e2e-dry", 1).await;
+    setup.push(50).await;
+    let daemon = setup.daemon(&["run", "--dry-run"], 10, free_port());
     eventually(WAIT, "a decision to scale up", || daemon.log().contains("desired=5").then_some(())).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert!(written(&api).is_empty());
-    assert!(api.requests().iter().all(|r| r.method == "GET"), "{:?}", api.requests());
-    let () = redis::cmd("DEL").arg(&queue).query_async(&mut redis).await.unwrap();
+    assert!(setup.written().is_empty());
+    assert!(setup.api.requests().iter().all(|r| r.method == "GET"), "{:?}", setup.api.requests());
+    setup.drain().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -204,7 +204,7 @@ async fn a_failing_source_never_scales_down() {
         daemon.log().contains("failed polls in a row: fallback holds replicas").then_some(())
     })
     .await;
-    assert!(written(&api).is_empty(), "{:?}", written(&api));
+    assert!(api.scale_writes().is_empty(), "{:?}", api.scale_writes());
     assert_eq!(api.replicas("data", "worker"), 6);
     let (_, metrics) = http_get(port, "/metrics").expect("metrics");
     let errors = "queue_autoscaler_source_errors_total{source=\"jobs\",kind=\"celery\",error=\"connect\"}";
