@@ -14,6 +14,7 @@
 mod behavior;
 mod reason;
 mod spec;
+pub mod spot;
 
 pub use behavior::History;
 pub use reason::{Bound, Driver, Limit, Reason};
