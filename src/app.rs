@@ -2,6 +2,8 @@
 
 mod cycle;
 mod report;
+mod spot;
+mod target;
 
 pub use report::{TargetReport, TriggerReport, render_table};
 
@@ -13,11 +15,12 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::admin::{self, Health};
-use crate::config::{Config, Target};
-use crate::metrics::{Metrics, TargetLabels};
-use crate::policy::History;
+use crate::config::Config;
+use crate::metrics::Metrics;
 use crate::source::Source;
 use crate::target::Deployments;
+use crate::target::spot::SpotWatcher;
+use target::TargetState;
 
 /// How long a cycle in flight may go on after a shutdown signal before it is abandoned.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(4);
@@ -28,22 +31,11 @@ pub struct App {
     sources: BTreeMap<String, Source>,
     targets: Vec<TargetState>,
     kube: Option<Deployments>,
+    /// Watches of spot twins' pods and of the Nodes, when a target has a spot twin.
+    spot_watcher: Option<SpotWatcher>,
     metrics: Metrics,
     /// The origin of the policy's clock.
     started: Instant,
-}
-
-/// One target between cycles.
-struct TargetState {
-    spec: Target,
-    labels: TargetLabels,
-    history: History,
-    next_due: Instant,
-    /// Without a readable Deployment (dry-run without a cluster), the replicas as if every
-    /// decision had been applied, starting from `min_replicas`.
-    assumed: u32,
-    /// The last (replicas, reason label) logged at info level, to log changes only.
-    last_logged: Option<(u32, &'static str)>,
 }
 
 /// Why the daemon could not start.
@@ -81,7 +73,9 @@ impl App {
         };
         let started = Instant::now();
         let targets = config.targets.iter().map(|t| TargetState::new(t, &metrics, started)).collect();
-        Ok(App { dry_run, sources, targets, kube, metrics, started })
+        let any_spot = config.targets.iter().any(|t| t.spot.is_some());
+        let spot_watcher = kube.as_ref().filter(|_| any_spot).map(|k| SpotWatcher::new(k.client()));
+        Ok(App { dry_run, sources, targets, kube, spot_watcher, metrics, started })
     }
 
     /// Runs until `shutdown`: serves the admin endpoints and runs a cycle whenever a target is
@@ -108,6 +102,9 @@ impl App {
         }
         tracing::info!("queue-autoscaler stopping");
         shutdown.cancel();
+        if let Some(watcher) = &self.spot_watcher {
+            watcher.stop();
+        }
         if let Err(error) = server.await {
             tracing::warn!(%error, "admin server task failed");
         }
@@ -125,20 +122,5 @@ impl App {
 
     fn longest_interval(&self) -> Duration {
         self.targets.iter().map(|t| t.spec.interval).max().unwrap_or(Duration::from_secs(15))
-    }
-}
-
-impl TargetState {
-    fn new(spec: &Target, metrics: &Metrics, started: Instant) -> Self {
-        let labels = TargetLabels::new(&spec.name, &spec.namespace, &spec.deployment);
-        metrics.register_target(&labels);
-        TargetState {
-            spec: spec.clone(),
-            labels,
-            history: History::new(),
-            next_due: started,
-            assumed: spec.policy.min_replicas,
-            last_logged: None,
-        }
     }
 }

@@ -17,6 +17,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::policy::TargetPolicy;
+use crate::policy::spot::SpotPolicy;
 use crate::source::SourceSpec;
 
 /// The prefix of environment variables that override config keys.
@@ -54,6 +55,20 @@ pub struct Target {
     pub deployment: String,
     pub interval: Duration,
     pub policy: TargetPolicy,
+    /// The spot twin, when the target splits its replicas over on-demand and spot capacity.
+    pub spot: Option<SpotTarget>,
+}
+
+/// `[targets.spot]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpotTarget {
+    /// The spot twin Deployment, in the target's namespace.
+    pub deployment: String,
+    pub policy: SpotPolicy,
+    /// Spot pods Pending as Unschedulable for longer than this count as a shortfall.
+    pub unschedulable_after: Duration,
+    /// Node taint keys that mean "being reclaimed", beyond the built-in list.
+    pub extra_taints: Vec<String>,
 }
 
 impl Config {

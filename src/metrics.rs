@@ -10,6 +10,7 @@ use metrics::{Label, counter, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use crate::policy::Decision;
+use crate::policy::spot::{Placement, Split};
 use crate::source::{Kind, Reading, SourceError};
 
 pub const SOURCE_VALUE: &str = "queue_autoscaler_source_value";
@@ -23,9 +24,12 @@ pub const DECISIONS: &str = "queue_autoscaler_decisions_total";
 pub const SCALE_EVENTS: &str = "queue_autoscaler_scale_events_total";
 pub const LOOP_SECONDS: &str = "queue_autoscaler_loop_seconds";
 pub const BUILD_INFO: &str = "queue_autoscaler_build_info";
+pub const TARGET_REPLICAS: &str = "queue_autoscaler_target_replicas";
+pub const SPOT_SHORTFALL: &str = "queue_autoscaler_spot_shortfall";
+pub const SPOT_FALLBACK_ACTIVE: &str = "queue_autoscaler_spot_fallback_active";
 
 /// Every metric name, for documentation checks and dashboards.
-pub const ALL: [&str; 11] = [
+pub const ALL: [&str; 14] = [
     SOURCE_VALUE,
     SOURCE_POLL_SECONDS,
     SOURCE_ERRORS,
@@ -37,6 +41,9 @@ pub const ALL: [&str; 11] = [
     SCALE_EVENTS,
     LOOP_SECONDS,
     BUILD_INFO,
+    TARGET_REPLICAS,
+    SPOT_SHORTFALL,
+    SPOT_FALLBACK_ACTIVE,
 ];
 
 /// Buckets for poll and loop latencies, in seconds.
@@ -87,11 +94,38 @@ impl Metrics {
     }
 
     /// Registers a target's series at zero.
-    pub fn register_target(&self, target: &TargetLabels) {
+    pub fn register_target(&self, target: &TargetLabels, spot: bool) {
         for direction in ["up", "down"] {
             counter!(SCALE_EVENTS, with(&target.0, "direction", direction)).absolute(0);
         }
         gauge!(TARGET_DESIRED, target.0.clone()).set(0.0);
+        for capacity in ["on_demand", "spot"] {
+            for state in ["desired", "current"] {
+                gauge!(TARGET_REPLICAS, replicas_labels(target, capacity, state)).set(0.0);
+            }
+        }
+        if spot {
+            gauge!(SPOT_SHORTFALL, target.0.clone()).set(0.0);
+            gauge!(SPOT_FALLBACK_ACTIVE, target.0.clone()).set(0.0);
+        }
+    }
+
+    /// Where the replicas go (desired) and are (current), per capacity type; spot health for a
+    /// target with a spot twin.
+    pub fn placed(&self, target: &TargetLabels, desired: Split, current: Option<Split>, spot: Option<Placement>) {
+        let set = |capacity, state, n: u32| {
+            gauge!(TARGET_REPLICAS, replicas_labels(target, capacity, state)).set(f64::from(n))
+        };
+        set("on_demand", "desired", desired.on_demand);
+        set("spot", "desired", desired.spot);
+        if let Some(current) = current {
+            set("on_demand", "current", current.on_demand);
+            set("spot", "current", current.spot);
+        }
+        if let Some(placement) = spot {
+            gauge!(SPOT_SHORTFALL, target.0.clone()).set(f64::from(placement.shortfall));
+            gauge!(SPOT_FALLBACK_ACTIVE, target.0.clone()).set(if placement.fallback_active() { 1.0 } else { 0.0 });
+        }
     }
 
     pub fn source_polled(&self, source: &str, kind: Kind, result: &Result<Reading, SourceError>, took: Duration) {
@@ -145,6 +179,12 @@ impl TargetLabels {
     }
 }
 
+fn replicas_labels(target: &TargetLabels, capacity: &'static str, state: &'static str) -> Vec<Label> {
+    let mut labels = with(&target.0, "capacity", capacity);
+    labels.push(Label::from_static_parts("state", state));
+    labels
+}
+
 fn source_labels(source: &str, kind: Kind) -> Vec<Label> {
     vec![Label::new("source", source.to_owned()), Label::from_static_parts("kind", kind.as_str())]
 }
@@ -171,4 +211,13 @@ fn describe() {
     describe_counter!(SCALE_EVENTS, "Rescales written to the Deployment, by direction.");
     describe_histogram!(LOOP_SECONDS, Unit::Seconds, "Time one cycle took: polls, decisions and writes.");
     describe_gauge!(BUILD_INFO, "Always 1; the version label says which build is running.");
+    describe_gauge!(
+        TARGET_REPLICAS,
+        "Replicas per capacity type (on_demand, spot): desired by the last decision, current as read."
+    );
+    describe_gauge!(
+        SPOT_SHORTFALL,
+        "Spot replicas that cannot run: Unschedulable too long, or on nodes being reclaimed."
+    );
+    describe_gauge!(SPOT_FALLBACK_ACTIVE, "1 while on-demand replicas stand in for spot replicas that cannot run.");
 }

@@ -2,6 +2,7 @@
 //! Knows nothing of queues.
 
 mod error;
+pub mod spot;
 
 pub use error::TargetError;
 
@@ -9,6 +10,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::ObjectReference;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::{Client, ResourceExt};
@@ -32,6 +34,8 @@ pub struct Observed {
     pub pause: Pause,
     /// The version read, sent back as an optimistic-concurrency precondition.
     pub resource_version: Option<String>,
+    /// The pod label selector (`app=worker,tier in (a,b)`), to find the Deployment's pods.
+    pub selector: Option<String>,
     uid: Option<String>,
 }
 
@@ -70,6 +74,7 @@ impl Deployments {
             replicas: u32::try_from(replicas).unwrap_or(0),
             pause: pause(deployment.annotations().get(PAUSED), deployment.annotations().get(PAUSED_REPLICAS)),
             resource_version: deployment.resource_version(),
+            selector: deployment.spec.as_ref().and_then(|s| label_selector(&s.selector)),
             uid: deployment.uid(),
         })
     }
@@ -105,6 +110,11 @@ impl Deployments {
         Err(TargetError::Conflict)
     }
 
+    /// The client, for watches.
+    pub fn client(&self) -> Client {
+        self.client.clone()
+    }
+
     /// Records an Event on the Deployment (`SuccessfulRescale`, like the HPA's).
     pub async fn record_rescale(
         &self,
@@ -112,6 +122,20 @@ impl Deployments {
         name: &str,
         seen: &Observed,
         to: u32,
+        note: &str,
+    ) -> Result<(), TargetError> {
+        let note = format!("New size: {to}; reason: {note}");
+        self.record(namespace, name, seen, EventType::Normal, "SuccessfulRescale", &note).await
+    }
+
+    /// Records an Event with this type, reason and note on the Deployment.
+    pub async fn record(
+        &self,
+        namespace: &str,
+        name: &str,
+        seen: &Observed,
+        type_: EventType,
+        reason: &str,
         note: &str,
     ) -> Result<(), TargetError> {
         let reference = ObjectReference {
@@ -123,15 +147,31 @@ impl Deployments {
             ..ObjectReference::default()
         };
         let event = Event {
-            type_: EventType::Normal,
-            reason: "SuccessfulRescale".to_owned(),
+            type_,
+            reason: reason.to_owned(),
             // The Events API limits a note to 1 kB.
-            note: Some(truncate(&format!("New size: {to}; reason: {note}"), 1000)),
+            note: Some(truncate(note, 1000)),
             action: "Scale".to_owned(),
             secondary: None,
         };
         self.recorder.publish(&event, &reference).await.map_err(TargetError::from_kube)
     }
+}
+
+/// A label selector in the API's query syntax: `a=b,c in (d,e),!f`.
+fn label_selector(selector: &LabelSelector) -> Option<String> {
+    let labels = selector.match_labels.iter().flatten().map(|(k, v)| format!("{k}={v}"));
+    let expressions = selector.match_expressions.iter().flatten().map(|e| {
+        let values = e.values.as_deref().unwrap_or_default().join(",");
+        match e.operator.as_str() {
+            "In" => format!("{} in ({values})", e.key),
+            "NotIn" => format!("{} notin ({values})", e.key),
+            "DoesNotExist" => format!("!{}", e.key),
+            _ => e.key.clone(),
+        }
+    });
+    let parts: Vec<String> = labels.chain(expressions).collect();
+    (!parts.is_empty()).then(|| parts.join(","))
 }
 
 /// The pause the annotations ask for; `paused-replicas` wins, like KEDA's. An unreadable count
@@ -171,6 +211,27 @@ mod tests {
         for (paused, replicas, expected) in cases {
             assert_eq!(pause(paused.as_ref(), replicas.as_ref()), expected, "{paused:?} {replicas:?}");
         }
+    }
+
+    #[test]
+    fn label_selectors_in_query_syntax() {
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelectorRequirement;
+        let requirement = |key: &str, operator: &str, values: &[&str]| LabelSelectorRequirement {
+            key: key.into(),
+            operator: operator.into(),
+            values: Some(values.iter().map(|v| (*v).into()).collect()),
+        };
+        let selector = LabelSelector {
+            match_labels: Some([("app".to_owned(), "worker".to_owned())].into()),
+            match_expressions: Some(vec![
+                requirement("tier", "In", &["a", "b"]),
+                requirement("zone", "NotIn", &["x"]),
+                requirement("spot", "Exists", &[]),
+                requirement("legacy", "DoesNotExist", &[]),
+            ]),
+        };
+        assert_eq!(label_selector(&selector).as_deref(), Some("app=worker,tier in (a,b),zone notin (x),spot,!legacy"));
+        assert_eq!(label_selector(&LabelSelector::default()), None);
     }
 
     #[test]

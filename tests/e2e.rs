@@ -13,7 +13,8 @@ use support::{eventually, unique};
 const WAIT: Duration = Duration::from_secs(20);
 
 /// A config with one Celery source on `queue` and one target on `namespace/deployment`:
-/// 10 messages per replica, 1 s polls, the HPA's default rate policies over 1 s instead of 15 s,
+/// 10 messages per replica, 1 s polls, the HPA's default rate policies over 500 ms instead of
+/// 15 s (shorter than a poll, so each poll may take one full step whatever the timer's jitter),
 /// and no scale-down window, so tests run in seconds.
 fn config(queue: &str, redis_url: &str, deployment: &str, min: u32, max: u32, port: u16) -> String {
     format!(
@@ -37,11 +38,11 @@ max_replicas = {max}
 triggers = [{{ source = "jobs", per_replica = 10 }}]
 
 [targets.scale_up]
-policies = [{{ type = "pods", value = 4, period = "1s" }}, {{ type = "percent", value = 100, period = "1s" }}]
+policies = [{{ type = "pods", value = 4, period = "500ms" }}, {{ type = "percent", value = 100, period = "500ms" }}]
 
 [targets.scale_down]
 stabilization = "0s"
-policies = [{{ type = "percent", value = 100, period = "1s" }}]
+policies = [{{ type = "percent", value = 100, period = "500ms" }}]
 
 [targets.fallback]
 failure_threshold = 2

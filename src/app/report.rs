@@ -1,15 +1,15 @@
 //! What a cycle did for each target, as `once` prints it (table or JSON).
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use super::cycle::Readings;
+use super::cycle::Context;
 use crate::config::Target;
 use crate::policy::Decision;
-use crate::source::Source;
+use crate::policy::spot::{Placement, Split};
 use crate::target::TargetError;
+use crate::target::spot::SpotHealth;
 
 /// One target's outcome. Field names are a contract: scripts read `once --output json`.
 #[derive(Debug, Clone, Serialize)]
@@ -17,9 +17,14 @@ pub struct TargetReport {
     pub target: String,
     pub namespace: String,
     pub deployment: String,
-    /// `spec.replicas` as read; `null` when the Deployment could not be read.
+    /// `spec.replicas` as read (on-demand and spot twin together); `null` when it could not be read.
     pub current: Option<u32>,
+    /// The total the policy decided (stand-ins for failing spot replicas come on top, in `split`).
     pub desired: u32,
+    /// Where the replicas go: all on-demand without a spot twin.
+    pub split: SplitReport,
+    /// Spot health and fallback, for a target with a spot twin.
+    pub spot: Option<SpotReport>,
     /// Human reason, e.g. "celery_default=431 → 27 wanted, capped by scale-up policy pods=4/15s → 8".
     pub reason: String,
     /// Stable reason label, as in the `queue_autoscaler_decisions_total` metric.
@@ -43,16 +48,58 @@ pub struct TriggerReport {
     pub recommended: Option<u32>,
 }
 
+/// Replicas per capacity type.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct SplitReport {
+    pub on_demand: u32,
+    pub spot: u32,
+}
+
+/// A spot twin's state in a report.
+#[derive(Debug, Clone, Serialize)]
+pub struct SpotReport {
+    /// Whether the pod and node watches had listed (without them the shortfall is taken as 0).
+    pub health_known: bool,
+    /// Spot pods Pending as Unschedulable past `unschedulable_after`.
+    pub unschedulable: u32,
+    /// Spot pods on nodes being reclaimed or cordoned.
+    pub reclaimed: u32,
+    /// The shortfall counted (at most the spot share).
+    pub shortfall: u32,
+    /// On-demand replicas standing in for spot ones (included in `split.on_demand`).
+    pub extra_on_demand: u32,
+    pub fallback_active: bool,
+}
+
+impl SpotReport {
+    pub(super) fn new(placement: &Placement, health: Option<SpotHealth>) -> Self {
+        let health_known = health.is_some();
+        let health = health.unwrap_or_default();
+        SpotReport {
+            health_known,
+            unschedulable: health.unschedulable,
+            reclaimed: health.reclaimed,
+            shortfall: placement.shortfall,
+            extra_on_demand: placement.extra,
+            fallback_active: placement.fallback_active(),
+        }
+    }
+}
+
 impl TargetReport {
+    #[allow(clippy::too_many_arguments)] // one report gathers everything a cycle learned
     pub(super) fn new(
         spec: &Target,
-        current: Option<u32>,
+        current: Option<Split>,
         decision: &Decision,
+        note: &str,
+        split: Split,
+        spot: Option<SpotReport>,
         written: bool,
         kube_error: Option<&TargetError>,
-        readings: &Readings,
-        sources: &BTreeMap<String, Source>,
+        cx: &Context<'_>,
     ) -> Self {
+        let (readings, sources) = (cx.readings, cx.sources);
         let triggers = spec
             .policy
             .triggers
@@ -73,9 +120,11 @@ impl TargetReport {
             target: spec.name.clone(),
             namespace: spec.namespace.clone(),
             deployment: spec.deployment.clone(),
-            current,
+            current: current.map(|c| c.total()),
             desired: decision.replicas,
-            reason: decision.reason.to_string(),
+            split: SplitReport { on_demand: split.on_demand, spot: split.spot },
+            spot,
+            reason: note.to_owned(),
             reason_label: decision.reason.label(),
             written,
             kube_error: kube_error.map(ToString::to_string),
@@ -120,6 +169,13 @@ pub fn render_table(reports: &[TargetReport]) -> String {
                 let _ = write!(out, ", error: {error}");
             }
             out.push('\n');
+        }
+        if let Some(spot) = &report.spot {
+            let _ = writeln!(
+                out,
+                "  split: {} on-demand + {} spot (spot shortfall {}, {} on-demand standing in)",
+                report.split.on_demand, report.split.spot, spot.shortfall, spot.extra_on_demand
+            );
         }
         if let Some(error) = &report.kube_error {
             let _ = writeln!(out, "  deployment: {error}");

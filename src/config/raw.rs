@@ -1,6 +1,7 @@
 //! The TOML shapes (serde) and their conversion into validated values.
 
 mod fields;
+mod spot;
 mod target;
 
 use std::collections::{BTreeMap, HashMap};

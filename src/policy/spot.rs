@@ -91,7 +91,14 @@ impl Placement {
 /// share so capacity can come back. After `retry_spot_after` without a shortfall the extra goes
 /// back step by step, half of it per decision (at least one), so a spot pool that fails again
 /// is caught before all of it has moved.
-pub fn place(policy: &SpotPolicy, max: u32, total: u32, shortfall: u32, history: &mut SpotHistory, now: Duration) -> Placement {
+pub fn place(
+    policy: &SpotPolicy,
+    max: u32,
+    total: u32,
+    shortfall: u32,
+    history: &mut SpotHistory,
+    now: Duration,
+) -> Placement {
     let base = split(total, policy.on_demand_base, policy.on_demand_percentage);
     let shortfall = shortfall.min(base.spot);
     let before = history.extra;
@@ -200,8 +207,10 @@ mod tests {
         let mut policy = policy();
         policy.on_demand_percentage = 0;
         place(&policy, 40, 12, 10, &mut history, at(0));
-        let extras: Vec<_> =
-            [300, 599, 600, 601, 602, 603, 604, 605].iter().map(|&t| place(&policy, 40, 12, 0, &mut history, at(t)).extra).collect();
+        let extras: Vec<_> = [300, 599, 600, 601, 602, 603, 604, 605]
+            .iter()
+            .map(|&t| place(&policy, 40, 12, 0, &mut history, at(t)).extra)
+            .collect();
         assert_eq!(extras, vec![10, 10, 5, 3, 2, 1, 0, 0]);
         // A new shortfall during the shift back stops it and restarts the wait.
         place(&policy, 40, 12, 10, &mut history, at(1000));
@@ -209,7 +218,10 @@ mod tests {
         let p = place(&policy, 40, 12, 4, &mut history, at(1601));
         assert_eq!((p.extra, p.change), (5, None), "4 short, 5 still extra: nothing added");
         assert_eq!(place(&policy, 40, 12, 0, &mut history, at(2200)).extra, 5);
-        assert_eq!(place(&policy, 40, 12, 0, &mut history, at(2201)).change, Some(SpotChange::ShiftBack { moved: 2, extra: 3 }));
+        assert_eq!(
+            place(&policy, 40, 12, 0, &mut history, at(2201)).change,
+            Some(SpotChange::ShiftBack { moved: 2, extra: 3 })
+        );
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::fields::{FallbackReplicas, HumanDuration};
+use super::spot::{self, RawSpot};
 use crate::config::{Daemon, Problem, Target};
 use crate::policy::{Fallback, RatePolicy, RateUnit, ScalingRules, Select, TargetPolicy, TriggerPolicy};
 use crate::source::SourceSpec;
@@ -28,6 +29,8 @@ pub(super) struct RawTarget {
     scale_down: RawRules,
     #[serde(default)]
     fallback: RawFallback,
+    #[serde(default)]
+    spot: Option<RawSpot>,
 }
 
 fn default_namespace() -> String {
@@ -98,14 +101,17 @@ pub(super) fn targets(
             problems
                 .push(Problem::new(format!("{path}.name"), format!("another target is already named {:?}", raw.name)));
         }
-        if !deployments.insert((raw.namespace.clone(), raw.deployment.clone())) {
-            problems.push(Problem::new(
-                format!("{path}.deployment"),
-                format!(
-                    "{}/{} is already scaled by another target; two writers would fight",
-                    raw.namespace, raw.deployment
-                ),
-            ));
+        let twin = raw.spot.as_ref().map(|s| ("spot.deployment", s.deployment()));
+        for (key, deployment) in [("deployment", raw.deployment.as_str())].into_iter().chain(twin) {
+            if !deployments.insert((raw.namespace.clone(), deployment.to_owned())) {
+                problems.push(Problem::new(
+                    format!("{path}.{key}"),
+                    format!(
+                        "{}/{deployment} is already scaled by another target; two writers would fight",
+                        raw.namespace
+                    ),
+                ));
+            }
         }
         targets.push(target(raw, &path, daemon, sources, problems));
     }
@@ -160,7 +166,8 @@ fn target(
         fallback_threshold: raw.fallback.failure_threshold,
         fallback,
     };
-    Target { name: raw.name, namespace: raw.namespace, deployment: raw.deployment, interval, policy }
+    let spot = raw.spot.map(|s| spot::spot(s, &raw.deployment, &format!("{path}.spot"), problems));
+    Target { name: raw.name, namespace: raw.namespace, deployment: raw.deployment, interval, policy, spot }
 }
 
 fn trigger(

@@ -1,0 +1,269 @@
+//! One target's cycle: read its Deployment(s) → decide the total → place it on on-demand and
+//! spot → write what changed → report.
+
+use std::time::Duration;
+
+use kube::runtime::events::EventType;
+use tokio::time::Instant;
+
+use super::TargetReport;
+use super::cycle::Context;
+use super::report::SpotReport;
+use super::spot::SpotState;
+use crate::config::Target;
+use crate::metrics::{Metrics, TargetLabels};
+use crate::policy::spot::{Placement, Split, SpotChange};
+use crate::policy::{self, Decision, History, Inputs, Observation, Reason};
+use crate::target::spot::SpotHealth;
+use crate::target::{Deployments, Observed, TargetError};
+
+/// One target between cycles.
+pub(super) struct TargetState {
+    pub(super) spec: Target,
+    labels: TargetLabels,
+    history: History,
+    pub(super) next_due: Instant,
+    /// Without a readable Deployment (dry-run without a cluster), the replicas as if every
+    /// decision had been applied, starting from `min_replicas`.
+    assumed: u32,
+    /// The last (replicas, reason label) logged at info level, to log changes only.
+    last_logged: Option<(u32, &'static str)>,
+    spot: Option<SpotState>,
+}
+
+/// What a read of the target's Deployments found.
+struct Seen {
+    main: Observed,
+    twin: Option<Observed>,
+}
+
+impl Seen {
+    fn split(&self) -> Split {
+        Split { on_demand: self.main.replicas, spot: self.twin.as_ref().map_or(0, |t| t.replicas) }
+    }
+}
+
+impl TargetState {
+    pub(super) fn new(spec: &Target, metrics: &Metrics, started: Instant) -> Self {
+        let labels = TargetLabels::new(&spec.name, &spec.namespace, &spec.deployment);
+        metrics.register_target(&labels, spec.spot.is_some());
+        TargetState {
+            spec: spec.clone(),
+            labels,
+            history: History::new(),
+            next_due: started,
+            assumed: spec.policy.min_replicas,
+            last_logged: None,
+            spot: spec.spot.clone().map(SpotState::new),
+        }
+    }
+
+    pub(super) async fn run(&mut self, cx: &Context<'_>) -> TargetReport {
+        let read = self.read(cx).await;
+        let kube_error = read.as_ref().and_then(|r| r.as_ref().err()).cloned();
+        let seen = read.and_then(Result::ok);
+        let current = seen.as_ref().map(Seen::split);
+        let applied_extra = self.spot.as_ref().map_or(0, |s| s.applied_extra);
+        // The policy decides totals; stand-ins for failing spot replicas are not part of them.
+        let base = current.map_or(self.assumed, |c| c.total().saturating_sub(applied_extra));
+        let observations = self.observations(cx);
+        let pause = seen.as_ref().map(|s| s.main.pause).unwrap_or_default();
+        let inputs = Inputs { current: base, observations: &observations, pause, now: cx.now };
+        let decision = policy::decide(&self.spec.policy, &mut self.history, &inputs);
+        let (placement, health) = self.place(cx, seen.as_ref(), decision.replicas).await;
+        cx.metrics.decided(&self.labels, current.map(|c| c.total()), &decision);
+        cx.metrics.placed(&self.labels, placement.split, current, self.spot.is_some().then_some(placement));
+        let note = self.note(&decision, &placement, health);
+        let written = self.apply(cx, seen.as_ref(), base, &decision, &placement, &note).await;
+        self.log(current.map(|c| c.total()), &decision, &note, written);
+        let spot = self.spot.as_ref().map(|_| SpotReport::new(&placement, health));
+        TargetReport::new(
+            &self.spec,
+            current,
+            &decision,
+            &note,
+            placement.split,
+            spot,
+            written,
+            kube_error.as_ref(),
+            cx,
+        )
+    }
+
+    fn observations(&self, cx: &Context<'_>) -> Vec<Observation> {
+        let reading = |source: &str| cx.readings.get(source);
+        self.spec
+            .policy
+            .triggers
+            .iter()
+            .map(|t| match reading(&t.source) {
+                Some(Ok(reading)) => Observation::Value(reading.value),
+                _ => Observation::Failed,
+            })
+            .collect()
+    }
+
+    /// Reads the Deployment (and its spot twin), if there is a cluster.
+    async fn read(&self, cx: &Context<'_>) -> Option<Result<Seen, TargetError>> {
+        let kube = cx.kube?;
+        let result = self.read_both(kube).await;
+        if let Err(error) = &result {
+            cx.metrics.target_failed(&self.labels, error.label());
+            tracing::warn!(target = %self.spec.name, namespace = %self.spec.namespace, %error, "cannot read the Deployment");
+        }
+        Some(result)
+    }
+
+    async fn read_both(&self, kube: &Deployments) -> Result<Seen, TargetError> {
+        let main = kube.observe(&self.spec.namespace, &self.spec.deployment).await?;
+        let twin = match &self.spec.spot {
+            Some(spot) => Some(kube.observe(&self.spec.namespace, &spot.deployment).await?),
+            None => None,
+        };
+        Ok(Seen { main, twin })
+    }
+
+    /// Splits the decided total over on-demand and spot (all on-demand without a spot twin).
+    async fn place(&mut self, cx: &Context<'_>, seen: Option<&Seen>, total: u32) -> (Placement, Option<SpotHealth>) {
+        let Some(spot) = self.spot.as_mut() else {
+            let split = Split { on_demand: total, spot: 0 };
+            return (Placement { split, extra: 0, shortfall: 0, change: None }, None);
+        };
+        let twin = seen.and_then(|s| s.twin.as_ref());
+        let health = spot.health(cx.spot_watcher, &self.spec.namespace, twin).await;
+        (spot.place(self.spec.policy.max_replicas, total, health, cx.now), health)
+    }
+
+    /// The decision's reason, with where the replicas go when there is a spot twin.
+    fn note(&self, decision: &Decision, placement: &Placement, health: Option<SpotHealth>) -> String {
+        let mut note = decision.reason.to_string();
+        if self.spot.is_none() {
+            return note;
+        }
+        let Split { on_demand, spot } = placement.split;
+        note.push_str(&format!("; split {on_demand} on-demand + {spot} spot"));
+        match (placement.change, health) {
+            (Some(change), _) => note.push_str(&format!("; {change}")),
+            (None, _) if placement.fallback_active() => {
+                note.push_str(&format!("; {} on-demand standing in for spot", placement.extra));
+            }
+            (None, None) => note.push_str("; spot health unknown (no watch yet)"),
+            (None, Some(_)) => {}
+        }
+        note
+    }
+
+    /// Writes what changed. Returns whether any Deployment was written.
+    async fn apply(
+        &mut self,
+        cx: &Context<'_>,
+        seen: Option<&Seen>,
+        base: u32,
+        decision: &Decision,
+        placement: &Placement,
+        note: &str,
+    ) -> bool {
+        if decision.reason == Reason::Paused {
+            return false;
+        }
+        let wrote = match (seen, cx.kube) {
+            (Some(seen), Some(kube)) if !cx.dry_run => self.write(cx, kube, seen, placement, note).await,
+            (None, _) if cx.dry_run => {
+                // Nothing real to read back: carry on as if the writes had been applied.
+                self.assumed = decision.replicas;
+                true
+            }
+            _ => return false,
+        };
+        if wrote {
+            if decision.replicas != base {
+                self.history.record_rescale(&self.spec.policy, base, decision.replicas, cx.now);
+            }
+            if let Some(spot) = self.spot.as_mut() {
+                spot.applied_extra = placement.extra;
+            }
+        }
+        wrote && !cx.dry_run
+    }
+
+    /// Writes each Deployment whose replicas differ from its share, then records Events.
+    async fn write(
+        &mut self,
+        cx: &Context<'_>,
+        kube: &Deployments,
+        seen: &Seen,
+        placement: &Placement,
+        note: &str,
+    ) -> bool {
+        let twin = self.spec.spot.as_ref().zip(seen.twin.as_ref());
+        let plan = [(self.spec.deployment.as_str(), &seen.main, placement.split.on_demand)]
+            .into_iter()
+            .chain(twin.map(|(spot, observed)| (spot.deployment.as_str(), observed, placement.split.spot)));
+        let mut wrote = false;
+        for (name, observed, to) in plan.filter(|(_, observed, to)| observed.replicas != *to) {
+            wrote |= self.write_one(cx, kube, name, observed, to, note).await;
+        }
+        if let Some(change) = placement.change {
+            let (type_, reason) = match change {
+                SpotChange::Fallback { .. } => (EventType::Warning, "SpotFallback"),
+                SpotChange::ShiftBack { .. } => (EventType::Normal, "SpotRecovered"),
+            };
+            let recorded =
+                kube.record(&self.spec.namespace, &self.spec.deployment, &seen.main, type_, reason, note).await;
+            self.event_failed(cx, recorded);
+        }
+        wrote
+    }
+
+    async fn write_one(
+        &self,
+        cx: &Context<'_>,
+        kube: &Deployments,
+        name: &str,
+        seen: &Observed,
+        to: u32,
+        note: &str,
+    ) -> bool {
+        let namespace = &self.spec.namespace;
+        match kube.scale(namespace, name, seen, to).await {
+            Ok(Some(from)) => {
+                cx.metrics.rescaled(&self.labels, from, to);
+                tracing::info!(target = %self.spec.name, %namespace, deployment = %name, from, to, reason = %note, "rescaled");
+                let recorded = kube.record_rescale(namespace, name, seen, to, note).await;
+                self.event_failed(cx, recorded);
+                true
+            }
+            Ok(None) => false,
+            Err(error) => {
+                cx.metrics.target_failed(&self.labels, error.label());
+                tracing::warn!(target = %self.spec.name, %namespace, deployment = %name, to, %error, "scale write failed");
+                false
+            }
+        }
+    }
+
+    fn event_failed(&self, cx: &Context<'_>, recorded: Result<(), TargetError>) {
+        if let Err(error) = recorded {
+            cx.metrics.target_failed(&self.labels, error.label());
+            tracing::warn!(target = %self.spec.name, %error, "could not record the Event");
+        }
+    }
+
+    /// Logs a decision at info level when its outcome changes, else at debug.
+    fn log(&mut self, current: Option<u32>, decision: &Decision, note: &str, written: bool) {
+        let key = (decision.replicas, decision.reason.label());
+        let name = &self.spec.name;
+        if written || self.last_logged != Some(key) {
+            tracing::info!(target = %name, ?current, desired = decision.replicas, reason = %note, "decision");
+            self.last_logged = Some(key);
+        } else {
+            tracing::debug!(target = %name, ?current, desired = decision.replicas, reason = %note, "decision");
+        }
+    }
+}
+
+/// How long a target waits between cycles.
+pub(super) fn next_due(previous: Instant, interval: Duration, now: Instant) -> Instant {
+    let next = previous + interval;
+    if next <= now { now + interval } else { next }
+}
