@@ -244,3 +244,47 @@ fn policy_units_parse() {
     assert_eq!(policy.scale_up.policies[0].unit, RateUnit::Percent);
     assert_eq!(policy.scale_up.policies[0].period, Duration::from_secs(60));
 }
+
+const SPOT: &str = "\n[targets.spot]\ndeployment = \"worker-spot\"\non_demand_base = 2\non_demand_percentage = 25\n";
+
+#[test]
+fn spot_twin_with_defaults() {
+    let config = parse(&format!("{MINIMAL}{SPOT}")).unwrap();
+    let spot = config.targets[0].spot.as_ref().expect("spot");
+    assert_eq!(spot.deployment, "worker-spot");
+    assert_eq!((spot.policy.on_demand_base, spot.policy.on_demand_percentage), (2, 25));
+    assert_eq!(spot.unschedulable_after, Duration::from_secs(180));
+    assert_eq!(spot.policy.retry_spot_after, Duration::from_secs(600));
+    assert!(spot.extra_taints.is_empty());
+    assert!(parse(MINIMAL).unwrap().targets[0].spot.is_none());
+}
+
+#[test]
+fn spot_problems_are_named() {
+    let text = format!("{MINIMAL}{SPOT}").replace("percentage = 25", "percentage = 150\nunschedulable_after = \"0s\"");
+    let found = problems(&text);
+    assert!(
+        found.iter().any(|p| p.ends_with("targets[0].spot.on_demand_percentage: 150 is not a percentage (0 to 100)")),
+        "{found:#?}"
+    );
+    assert!(
+        found.iter().any(|p| p.ends_with("targets[0].spot.unschedulable_after: must be more than 0s")),
+        "{found:#?}"
+    );
+    let found = problems(&format!("{MINIMAL}{SPOT}").replace("\"worker-spot\"", "\"worker\""));
+    assert!(found.iter().any(|p| p.contains("targets[0].spot.deployment: must be the spot twin")), "{found:#?}");
+    let found = problems(&format!("{MINIMAL}{}", SPOT.replace("on_demand_base = 2\n", "")));
+    assert_eq!(found, vec!["line 13: targets[0].spot.on_demand_base: required key is missing"]);
+}
+
+#[test]
+fn a_spot_twin_cannot_be_another_targets_deployment() {
+    let other = "\n[[targets]]\nname = \"b\"\ndeployment = \"worker-spot\"\nmax_replicas = 3\ntriggers = [{ source = \"q\", per_replica = 1 }]\n";
+    let found = problems(&format!("{MINIMAL}{SPOT}{other}"));
+    assert!(
+        found
+            .iter()
+            .any(|p| p.contains("targets[1].deployment: default/worker-spot is already scaled by another target")),
+        "{found:#?}"
+    );
+}

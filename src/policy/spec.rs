@@ -133,6 +133,10 @@ impl fmt::Display for RatePolicy {
             RateUnit::Pods => "pods",
             RateUnit::Percent => "percent",
         };
-        write!(f, "{unit}={}/{}s", self.value, self.period.as_secs())
+        let period = self.period;
+        match period.subsec_millis() {
+            0 => write!(f, "{unit}={}/{}s", self.value, period.as_secs()),
+            _ => write!(f, "{unit}={}/{}ms", self.value, period.as_millis()),
+        }
     }
 }
