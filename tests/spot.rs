@@ -97,7 +97,9 @@ async fn unschedulable_spot_moves_to_on_demand_and_comes_back_and_reclaimed_node
         metrics.contains("queue_autoscaler_target_replicas{target=\"workers\",namespace=\"data\",deployment=\"worker\",capacity=\"spot\",state=\"desired\"} 4"),
         "{metrics}"
     );
-    let warning = api.events().into_iter().find(|e| e["reason"] == "SpotFallback").expect("a SpotFallback Event");
+    let warning =
+        eventually(WAIT, "a SpotFallback Event", || api.events().into_iter().find(|e| e["reason"] == "SpotFallback"))
+            .await;
     assert_eq!(warning["type"], "Warning");
     assert!(warning["note"].as_str().unwrap().contains("spot replicas cannot run: +4 on-demand"), "{warning}");
 
@@ -107,7 +109,10 @@ async fn unschedulable_spot_moves_to_on_demand_and_comes_back_and_reclaimed_node
     }
     eventually(WAIT, "the shift back to spot", || (api.replicas("data", "worker") == 1).then_some(())).await;
     assert_eq!(writes_to(&api, "worker"), vec![5, 3, 2, 1], "half of the stand-ins per step; log:\n{}", daemon.log());
-    assert!(api.events().iter().any(|e| e["reason"] == "SpotRecovered"));
+    eventually(WAIT, "a SpotRecovered Event", || {
+        api.events().iter().any(|e| e["reason"] == "SpotRecovered").then_some(())
+    })
+    .await;
 
     // The termination handler taints the node: its pods are leaving, so on-demand covers them.
     api.put_node("spot-node", &["aws-node-termination-handler/spot-itn"], false);
@@ -156,5 +161,43 @@ async fn once_json_shows_the_split_in_dry_run_without_a_cluster() {
     assert_eq!(json[0]["split"], serde_json::json!({ "on_demand": 3, "spot": 4 }));
     assert_eq!(json[0]["spot"]["health_known"], false);
     assert!(json[0]["reason"].as_str().unwrap().contains("split 3 on-demand + 4 spot"), "{}", json[0]["reason"]);
+    let () = redis::cmd("DEL").arg(&queue).query_async(&mut redis).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn once_reads_spot_health_from_the_cluster() {
+    let mut redis = test_redis::connect().await;
+    let queue = unique("spot-once-cluster");
+    push(&mut redis, &queue, &queue, 50).await;
+    let api = ApiServer::start().await;
+    api.add_deployment("data", "worker", 1);
+    api.add_deployment("data", "worker-spot", 4);
+    api.put_node("spot-node", &["karpenter.sh/disrupted"], false);
+    api.put_pod("data", "spot-0", &spot_pod_labels(), None, Some(Duration::from_secs(600)));
+    api.put_pod("data", "spot-1", &spot_pod_labels(), None, Some(Duration::from_secs(1)));
+    api.put_pod("data", "spot-2", &spot_pod_labels(), Some("spot-node"), None);
+    api.put_pod("data", "other", &[("app", "worker")], None, Some(Duration::from_secs(600)));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.toml");
+    std::fs::write(
+        &path,
+        config(&queue, free_port()).replace("unschedulable_after = \"2s\"", "unschedulable_after = \"5m\""),
+    )
+    .unwrap();
+    let kubeconfig = api.kubeconfig(dir.path());
+    let out = tokio::task::spawn_blocking(move || {
+        run(&["once", "--config", path.to_str().unwrap(), "--dry-run", "--output", "json"], Some(&kubeconfig), &[])
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let spot = &json[0]["spot"];
+    assert_eq!(spot["health_known"], true, "{json}");
+    // spot-0 Unschedulable for 10 minutes, spot-2 on a node Karpenter is disrupting; spot-1 is
+    // recent, and "other" is not the twin's.
+    assert_eq!((spot["unschedulable"].as_u64(), spot["reclaimed"].as_u64()), (Some(1), Some(1)), "{json}");
+    assert_eq!(json[0]["split"], serde_json::json!({ "on_demand": 3, "spot": 4 }), "{json}");
+    assert!(api.scale_writes().is_empty(), "dry run");
     let () = redis::cmd("DEL").arg(&queue).query_async(&mut redis).await.unwrap();
 }

@@ -34,7 +34,9 @@ impl SpotState {
     ) -> Option<SpotHealth> {
         let (watcher, selector) = (watcher?, twin?.selector.as_deref()?);
         if self.pods.as_ref().is_none_or(|(watched, _)| watched != selector) {
-            self.pods = Some((selector.to_owned(), watcher.watch_pods(namespace, selector)));
+            let pods = watcher.watch_pods(namespace, selector);
+            crate::target::spot::wait_ready(&pods).await;
+            self.pods = Some((selector.to_owned(), pods));
         }
         let (_, pods) = self.pods.as_ref()?;
         watcher.health(pods, self.spec.unschedulable_after, &self.spec.extra_taints).await

@@ -64,7 +64,11 @@ impl SpotWatcher {
 
     async fn nodes(&self) -> &Store<Node> {
         self.nodes
-            .get_or_init(|| async { self.reflect(Api::all(self.client.clone()), watcher::Config::default()) })
+            .get_or_init(|| async {
+                let nodes = self.reflect(Api::all(self.client.clone()), watcher::Config::default());
+                wait_ready(&nodes).await;
+                nodes
+            })
             .await
     }
 
@@ -112,6 +116,18 @@ impl Drop for SpotWatcher {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// How long a new watch may take to list before a cycle goes on without it.
+const FIRST_LIST_WAIT: Duration = Duration::from_secs(2);
+
+/// Waits (briefly) for a new watch's first list, so the first cycle already sees spot health.
+pub async fn wait_ready<K>(store: &Store<K>)
+where
+    K: kube::runtime::reflector::Lookup + Clone + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    let _ = tokio::time::timeout(FIRST_LIST_WAIT, store.wait_until_ready()).await;
 }
 
 fn is_ready<K>(store: &Store<K>) -> bool
