@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use crate::admin::{self, Health};
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::source::Source;
+use crate::source::{Shared, Source};
 use crate::target::Deployments;
 use crate::target::spot::SpotWatcher;
 use target::TargetState;
@@ -54,11 +54,13 @@ impl App {
     /// Kubernetes client.
     pub async fn new(config: &Config, dry_run: bool) -> Result<App, StartError> {
         let metrics = Metrics::install();
+        let mut shared = Shared::default();
         let sources = config
             .sources
             .iter()
             .map(|(name, spec)| {
-                let source = Source::new(spec).map_err(|error| StartError::Source { name: name.clone(), error })?;
+                let source = Source::with_shared(spec, &mut shared)
+                    .map_err(|error| StartError::Source { name: name.clone(), error })?;
                 metrics.register_source(name, source.kind());
                 Ok((name.clone(), source))
             })

@@ -3,8 +3,10 @@
 //! A source is polled at most once per cycle, whatever the number of targets that use it; a
 //! failed poll is an observation (an error with a bounded label), never a dead loop.
 
+pub mod airflow;
 pub mod celery;
 
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use crate::secret::SecretUrl;
@@ -23,20 +25,23 @@ pub struct SourceSpec {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Settings {
     Celery(celery::CelerySettings),
+    Airflow(airflow::AirflowSettings),
 }
 
 /// The kinds of source, as named in `kind = "…"` and in metric labels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     Celery,
+    Airflow,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 1] = [Kind::Celery];
+    pub const ALL: [Kind; 2] = [Kind::Celery, Kind::Airflow];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::Celery => "celery",
+            Kind::Airflow => "airflow",
         }
     }
 
@@ -49,8 +54,16 @@ impl Settings {
     pub fn kind(&self) -> Kind {
         match self {
             Settings::Celery(_) => Kind::Celery,
+            Settings::Airflow(_) => Kind::Airflow,
         }
     }
+}
+
+/// Connections shared by the sources on one server: one pool per database URL (KEDA opens one
+/// per trigger, kedacore/keda#6955).
+#[derive(Default)]
+pub struct Shared {
+    databases: HashMap<String, airflow::Db>,
 }
 
 /// What one successful poll measured.
@@ -95,16 +108,35 @@ pub struct Source {
 }
 
 enum Backend {
-    Celery(celery::CelerySource),
+    // Boxed: a Redis client is large beside the other kinds.
+    Celery(Box<celery::CelerySource>),
+    Airflow(airflow::AirflowSource),
 }
 
 impl Source {
-    /// Builds the source; connections are made lazily by the first poll.
+    /// Builds a source with connections of its own; they are made lazily by the first poll.
     pub fn new(spec: &SourceSpec) -> Result<Source, SourceError> {
+        Source::with_shared(spec, &mut Shared::default())
+    }
+
+    /// Builds a source, sharing connections with the other sources built with `shared`.
+    pub fn with_shared(spec: &SourceSpec, shared: &mut Shared) -> Result<Source, SourceError> {
+        let url = || spec.url.clone().ok_or_else(|| SourceError::Connect("no url configured".into()));
         let backend = match &spec.settings {
             Settings::Celery(settings) => {
-                let url = spec.url.clone().ok_or_else(|| SourceError::Connect("no url configured".into()))?;
-                Backend::Celery(celery::CelerySource::new(url, settings.clone(), spec.timeout)?)
+                Backend::Celery(celery::CelerySource::new(url()?, settings.clone(), spec.timeout)?)
+            }
+            Settings::Airflow(settings) => {
+                let url = url()?;
+                let db = match shared.databases.get(url.expose()) {
+                    Some(db) => db.clone(),
+                    None => {
+                        let db = airflow::AirflowSource::open(&url, spec.timeout)?;
+                        shared.databases.insert(url.expose().to_owned(), db.clone());
+                        db
+                    }
+                };
+                Backend::Airflow(airflow::AirflowSource::new(db, settings.clone()))
             }
         };
         Ok(Source { timeout: spec.timeout, backend })
@@ -113,7 +145,15 @@ impl Source {
     pub fn kind(&self) -> Kind {
         match self.backend {
             Backend::Celery(_) => Kind::Celery,
+            Backend::Airflow(_) => Kind::Airflow,
         }
+    }
+
+    /// Running tasks per worker hostname, for sources that know it (Airflow); `None` otherwise.
+    pub async fn busy_hosts(&self) -> Option<Result<BTreeMap<String, u32>, SourceError>> {
+        let Backend::Airflow(source) = &self.backend else { return None };
+        let busy = tokio::time::timeout(self.timeout, source.busy_hosts()).await;
+        Some(busy.unwrap_or(Err(SourceError::Timeout(self.timeout))))
     }
 
     /// Polls once, bounded by the source's timeout.
@@ -121,6 +161,7 @@ impl Source {
         let poll = async {
             match &self.backend {
                 Backend::Celery(source) => source.poll().await,
+                Backend::Airflow(source) => source.poll().await,
             }
         };
         tokio::time::timeout(self.timeout, poll).await.unwrap_or(Err(SourceError::Timeout(self.timeout)))

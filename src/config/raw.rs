@@ -13,7 +13,7 @@ use serde::de::DeserializeOwned;
 use super::env::Override;
 use super::{Config, Daemon, Problem};
 use crate::secret::SecretUrl;
-use crate::source::{Kind, Settings, SourceSpec, celery};
+use crate::source::{Kind, Settings, SourceSpec, airflow, celery};
 use fields::HumanDuration;
 
 #[derive(Deserialize, Default)]
@@ -195,16 +195,24 @@ fn source(
     let settings = match shared.kind {
         Kind::Celery => {
             let settings: celery::CelerySettings = deserialize(rest, &path, problems)?;
-            for (key, message) in settings.problems() {
-                problems.push(Problem::new(join(&path, key), message));
-            }
-            if !shared.url_given {
-                problems.push(Problem::new(join(&path, "url"), "a celery source needs `url` or `url_env`"));
-            }
+            report(&path, settings.problems(), problems);
             Settings::Celery(settings)
         }
+        Kind::Airflow => {
+            let settings: airflow::AirflowSettings = deserialize(rest, &path, problems)?;
+            report(&path, settings.problems(), problems);
+            Settings::Airflow(settings)
+        }
     };
+    if !shared.url_given {
+        let kind = shared.kind.as_str();
+        problems.push(Problem::new(join(&path, "url"), format!("a {kind} source needs `url` or `url_env`")));
+    }
     Some(SourceSpec { url: shared.url, timeout: shared.timeout, settings })
+}
+
+fn report(path: &str, found: Vec<(&'static str, String)>, problems: &mut Vec<Problem>) {
+    problems.extend(found.into_iter().map(|(key, message)| Problem::new(join(path, key), message)));
 }
 
 /// `kind`, `url`/`url_env` and `timeout`: the keys every source kind shares.

@@ -1,6 +1,7 @@
 //! Shared test helpers: the test API server, the real Redis, the real binary.
 #![allow(dead_code)] // each test file uses a different subset
 
+pub mod airflow;
 pub mod apiserver;
 pub mod daemon;
 pub mod redis;
