@@ -124,7 +124,7 @@ impl Source {
         let url = || spec.url.clone().ok_or_else(|| SourceError::Connect("no url configured".into()));
         let backend = match &spec.settings {
             Settings::Celery(settings) => {
-                Backend::Celery(celery::CelerySource::new(url()?, settings.clone(), spec.timeout)?)
+                Backend::Celery(Box::new(celery::CelerySource::new(url()?, settings.clone(), spec.timeout)?))
             }
             Settings::Airflow(settings) => {
                 let url = url()?;
