@@ -9,12 +9,10 @@ use std::time::Duration;
 use queue_autoscaler::secret::SecretUrl;
 use queue_autoscaler::source::airflow::AirflowSettings;
 use queue_autoscaler::source::{Settings, Shared, Source, SourceError, SourceSpec};
-use support::airflow::{Backend, Schema, TestDb};
-
-type Row = (Option<&'static str>, Option<&'static str>, Option<&'static str>, Option<&'static str>);
+use support::airflow::{Backend, Schema, TaskRow, TestDb};
 
 /// (state, queue, executor, hostname).
-const ROWS: [Row; 14] = [
+const ROWS: [TaskRow; 14] = [
     (Some("queued"), Some("default"), None, None),
     (Some("queued"), Some("default"), Some("CeleryExecutor"), None),
     (Some("running"), Some("default"), None, Some("worker-a")),

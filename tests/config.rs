@@ -37,7 +37,7 @@ fn the_example_config_is_valid_and_says_what_it_shows() {
     assert_eq!(target.interval, Duration::from_secs(10));
     assert_eq!(target.policy.scale_up, ScalingRules::hpa_scale_up());
     assert_eq!(target.policy.cooldown, Duration::from_secs(300));
-    let Settings::Celery(celery) = &config.sources["celery_default"].settings;
+    let Settings::Celery(celery) = &config.sources["celery_default"].settings else { panic!("a celery source") };
     assert_eq!(celery.separator, "\u{6}\u{16}");
     assert_eq!(celery.priority_steps, vec![0, 3, 6, 9]);
 }
@@ -193,7 +193,7 @@ fn environment_overrides_any_key_including_array_items() {
     assert_eq!(config.targets[0].interval, Duration::from_secs(7), "targets inherit the overridden default");
     assert_eq!(config.targets[0].policy.max_replicas, 30);
     assert_eq!(config.targets[0].policy.cooldown, Duration::from_secs(60));
-    let Settings::Celery(celery) = &config.sources["q"].settings;
+    let Settings::Celery(celery) = &config.sources["q"].settings else { panic!("a celery source") };
     assert_eq!(celery.queues, vec!["a", "b"]);
     assert!(celery.include_unacked);
 }

@@ -4,6 +4,9 @@
 
 use sqlx::{AssertSqlSafe, Connection, Executor};
 
+/// A task instance to insert: (state, queue, executor, hostname).
+pub type TaskRow = (Option<&'static str>, Option<&'static str>, Option<&'static str>, Option<&'static str>);
+
 /// Which backend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -67,8 +70,8 @@ impl TestDb {
         self.execute(&task_instance_ddl(self.backend, schema)).await;
     }
 
-    /// Inserts task instances: (state, queue, executor, hostname). `executor` is left out on 2.9.
-    pub async fn insert(&self, schema: Schema, rows: &[(Option<&str>, Option<&str>, Option<&str>, Option<&str>)]) {
+    /// Inserts task instances. `executor` is left out on 2.9.
+    pub async fn insert(&self, schema: Schema, rows: &[TaskRow]) {
         let quote = |v: Option<&str>| v.map_or("NULL".to_owned(), |v| format!("'{v}'"));
         let mut statements = Vec::new();
         for (i, (state, queue, executor, hostname)) in rows.iter().enumerate() {
