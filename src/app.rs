@@ -1,5 +1,6 @@
 //! The loop: tick → poll the due targets' sources (once each) → decide → write → record.
 
+mod busy;
 mod cycle;
 mod report;
 mod spot;

@@ -57,6 +57,17 @@ pub struct Target {
     pub policy: TargetPolicy,
     /// The spot twin, when the target splits its replicas over on-demand and spot capacity.
     pub spot: Option<SpotTarget>,
+    /// Busy-aware scale-in, when `protect_busy_workers = true`.
+    pub busy: Option<BusyWorkers>,
+}
+
+/// Scale-in that never kills a busy worker.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BusyWorkers {
+    /// The Airflow source that says which workers run tasks.
+    pub source: String,
+    /// Never scale below the number of busy pods (`busy_workers_floor`, default true).
+    pub floor: bool,
 }
 
 /// `[targets.spot]`.

@@ -27,9 +27,10 @@ pub const BUILD_INFO: &str = "queue_autoscaler_build_info";
 pub const TARGET_REPLICAS: &str = "queue_autoscaler_target_replicas";
 pub const SPOT_SHORTFALL: &str = "queue_autoscaler_spot_shortfall";
 pub const SPOT_FALLBACK_ACTIVE: &str = "queue_autoscaler_spot_fallback_active";
+pub const TARGET_BUSY_PODS: &str = "queue_autoscaler_target_busy_pods";
 
 /// Every metric name, for documentation checks and dashboards.
-pub const ALL: [&str; 14] = [
+pub const ALL: [&str; 15] = [
     SOURCE_VALUE,
     SOURCE_POLL_SECONDS,
     SOURCE_ERRORS,
@@ -44,6 +45,7 @@ pub const ALL: [&str; 14] = [
     TARGET_REPLICAS,
     SPOT_SHORTFALL,
     SPOT_FALLBACK_ACTIVE,
+    TARGET_BUSY_PODS,
 ];
 
 /// Buckets for poll and loop latencies, in seconds.
@@ -94,7 +96,7 @@ impl Metrics {
     }
 
     /// Registers a target's series at zero.
-    pub fn register_target(&self, target: &TargetLabels, spot: bool) {
+    pub fn register_target(&self, target: &TargetLabels, spot: bool, busy: bool) {
         for direction in ["up", "down"] {
             counter!(SCALE_EVENTS, with(&target.0, "direction", direction)).absolute(0);
         }
@@ -108,6 +110,14 @@ impl Metrics {
             gauge!(SPOT_SHORTFALL, target.0.clone()).set(0.0);
             gauge!(SPOT_FALLBACK_ACTIVE, target.0.clone()).set(0.0);
         }
+        if busy {
+            gauge!(TARGET_BUSY_PODS, target.0.clone()).set(0.0);
+        }
+    }
+
+    /// Worker pods found running tasks before a scale-down.
+    pub fn busy_pods(&self, target: &TargetLabels, busy: u32) {
+        gauge!(TARGET_BUSY_PODS, target.0.clone()).set(f64::from(busy));
     }
 
     /// Where the replicas go (desired) and are (current), per capacity type; spot health for a
@@ -218,6 +228,10 @@ fn describe() {
     describe_gauge!(
         SPOT_SHORTFALL,
         "Spot replicas that cannot run: Unschedulable too long, or on nodes being reclaimed."
+    );
+    describe_gauge!(
+        TARGET_BUSY_PODS,
+        "Worker pods running tasks, as last learned before a scale-down (busy-aware scale-in)."
     );
     describe_gauge!(SPOT_FALLBACK_ACTIVE, "1 while on-demand replicas stand in for spot replicas that cannot run.");
 }

@@ -69,6 +69,37 @@ impl Decision {
     pub fn should_write(&self, current: u32) -> bool {
         self.replicas != current && self.reason != Reason::Paused
     }
+
+    /// Whether the metrics drive this decision down from `current` (the case busy-worker
+    /// protection looks at; an operator's pin or the bounds are obeyed as they are).
+    pub fn is_metric_scale_down(&self, current: u32) -> bool {
+        self.replicas < current && matches!(self.reason, Reason::Metric { .. })
+    }
+
+    /// Never scales down below the worker pods running tasks: a metric-driven scale-down stops
+    /// at `min(busy, current)`, so no running task has to be killed.
+    pub fn protect_busy(&mut self, current: u32, busy: u32) {
+        let floor = busy.min(current);
+        if self.is_metric_scale_down(current) && self.replicas < floor {
+            self.replicas = floor;
+            self.set_limit(Limit::BusyWorkers { busy });
+        }
+    }
+
+    /// Holds a metric-driven scale-down when the busy workers could not be learned: like a
+    /// failed poll, an unknown never scales down.
+    pub fn hold_busy_unknown(&mut self, current: u32) {
+        if self.is_metric_scale_down(current) {
+            self.replicas = current;
+            self.set_limit(Limit::BusyUnknown);
+        }
+    }
+
+    fn set_limit(&mut self, new: Limit) {
+        if let Reason::Metric { limit, .. } = &mut self.reason {
+            *limit = Some(new);
+        }
+    }
 }
 
 /// Decides the replicas of one target. Total: every input has an answer.

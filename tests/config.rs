@@ -174,7 +174,10 @@ fn invalid_toml_gives_the_line() {
 #[test]
 fn unknown_source_kinds_list_the_known_ones() {
     let found = problems(&MINIMAL.replace("kind = \"celery\"", "kind = \"sqs\""));
-    assert!(found.contains(&"line 3: sources.q.kind: unknown kind \"sqs\" (one of: celery, airflow)".to_owned()), "{found:#?}");
+    assert!(
+        found.contains(&"line 3: sources.q.kind: unknown kind \"sqs\" (one of: celery, airflow)".to_owned()),
+        "{found:#?}"
+    );
 }
 
 #[test]

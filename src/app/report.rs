@@ -25,6 +25,8 @@ pub struct TargetReport {
     pub split: SplitReport,
     /// Spot health and fallback, for a target with a spot twin.
     pub spot: Option<SpotReport>,
+    /// Worker pods running tasks, when busy-aware scale-in asked this cycle.
+    pub busy_pods: Option<u32>,
     /// Human reason, e.g. "celery_default=431 → 27 wanted, capped by scale-up policy pods=4/15s → 8".
     pub reason: String,
     /// Stable reason label, as in the `queue_autoscaler_decisions_total` metric.
@@ -95,6 +97,7 @@ impl TargetReport {
         note: &str,
         split: Split,
         spot: Option<SpotReport>,
+        busy_pods: Option<u32>,
         written: bool,
         kube_error: Option<&TargetError>,
         cx: &Context<'_>,
@@ -124,6 +127,7 @@ impl TargetReport {
             desired: decision.replicas,
             split: SplitReport { on_demand: split.on_demand, spot: split.spot },
             spot,
+            busy_pods,
             reason: note.to_owned(),
             reason_label: decision.reason.label(),
             written,

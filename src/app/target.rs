@@ -7,6 +7,7 @@ use kube::runtime::events::EventType;
 use tokio::time::Instant;
 
 use super::TargetReport;
+use super::busy::{self, Busy};
 use super::cycle::Context;
 use super::report::SpotReport;
 use super::spot::SpotState;
@@ -31,6 +32,17 @@ pub(super) struct TargetState {
     spot: Option<SpotState>,
 }
 
+/// What this cycle decided for a target, ready to be written.
+struct Plan {
+    /// The total the policy started from (current, without spot stand-ins).
+    base: u32,
+    decision: Decision,
+    placement: Placement,
+    busy: Busy,
+    /// The reason, with where the replicas go.
+    note: String,
+}
+
 /// What a read of the target's Deployments found.
 struct Seen {
     main: Observed,
@@ -46,7 +58,7 @@ impl Seen {
 impl TargetState {
     pub(super) fn new(spec: &Target, metrics: &Metrics, started: Instant) -> Self {
         let labels = TargetLabels::new(&spec.name, &spec.namespace, &spec.deployment);
-        metrics.register_target(&labels, spec.spot.is_some());
+        metrics.register_target(&labels, spec.spot.is_some(), spec.busy.is_some());
         TargetState {
             spec: spec.clone(),
             labels,
@@ -69,14 +81,21 @@ impl TargetState {
         let observations = self.observations(cx);
         let pause = seen.as_ref().map(|s| s.main.pause).unwrap_or_default();
         let inputs = Inputs { current: base, observations: &observations, pause, now: cx.now };
-        let decision = policy::decide(&self.spec.policy, &mut self.history, &inputs);
+        let mut decision = policy::decide(&self.spec.policy, &mut self.history, &inputs);
+        let busy = self.busy(cx, seen.as_ref(), base, current.map(|c| c.total()), &mut decision).await;
         let (placement, health) = self.place(cx, seen.as_ref(), decision.replicas).await;
         cx.metrics.decided(&self.labels, current.map(|c| c.total()), &decision);
         cx.metrics.placed(&self.labels, placement.split, current, self.spot.is_some().then_some(placement));
         let note = self.note(&decision, &placement, health);
-        let written = self.apply(cx, seen.as_ref(), base, &decision, &placement, &note).await;
-        self.log(current.map(|c| c.total()), &decision, &note, written);
-        let spot = self.spot.as_ref().map(|_| SpotReport::new(&placement, health));
+        let plan = Plan { base, decision, placement, busy, note };
+        let written = self.apply(cx, seen.as_ref(), &plan).await;
+        self.log(current.map(|c| c.total()), &plan.decision, &plan.note, written);
+        let spot = self.spot.as_ref().map(|_| SpotReport::new(&plan.placement, health));
+        let busy_pods = match &plan.busy {
+            Busy::Known(pods) => Some(pods.total()),
+            Busy::NotAsked | Busy::Unknown => None,
+        };
+        let Plan { decision, placement, note, .. } = plan;
         TargetReport::new(
             &self.spec,
             current,
@@ -84,10 +103,48 @@ impl TargetState {
             &note,
             placement.split,
             spot,
+            busy_pods,
             written,
             kube_error.as_ref(),
             cx,
         )
+    }
+
+    /// With `protect_busy_workers`, before a metric-driven scale-down: learns which pods run
+    /// tasks and keeps the total at or above them (or holds it when that cannot be learned).
+    async fn busy(
+        &self,
+        cx: &Context<'_>,
+        seen: Option<&Seen>,
+        base: u32,
+        total: Option<u32>,
+        decision: &mut Decision,
+    ) -> Busy {
+        let (Some(config), Some(seen), Some(kube), Some(total)) = (&self.spec.busy, seen, cx.kube, total) else {
+            return Busy::NotAsked;
+        };
+        if decision.replicas >= total || !matches!(decision.reason, Reason::Metric { .. }) {
+            return Busy::NotAsked;
+        }
+        let mut deployments = vec![(self.spec.deployment.as_str(), seen.main.selector.as_deref())];
+        if let (Some(spot), Some(twin)) = (&self.spec.spot, &seen.twin) {
+            deployments.push((spot.deployment.as_str(), twin.selector.as_deref()));
+        }
+        match busy::learn(cx, kube, &self.spec.namespace, config, &deployments).await {
+            Ok(pods) => {
+                cx.metrics.busy_pods(&self.labels, pods.total());
+                if config.floor {
+                    decision.protect_busy(base, pods.total());
+                }
+                Busy::Known(pods)
+            }
+            Err(error) => {
+                cx.metrics.target_failed(&self.labels, error.label());
+                tracing::warn!(target = %self.spec.name, %error, "cannot learn the busy workers: no scale-down this cycle");
+                decision.hold_busy_unknown(base);
+                Busy::Unknown
+            }
+        }
     }
 
     fn observations(&self, cx: &Context<'_>) -> Vec<Observation> {
@@ -154,20 +211,13 @@ impl TargetState {
     }
 
     /// Writes what changed. Returns whether any Deployment was written.
-    async fn apply(
-        &mut self,
-        cx: &Context<'_>,
-        seen: Option<&Seen>,
-        base: u32,
-        decision: &Decision,
-        placement: &Placement,
-        note: &str,
-    ) -> bool {
+    async fn apply(&mut self, cx: &Context<'_>, seen: Option<&Seen>, plan: &Plan) -> bool {
+        let Plan { base, decision, placement, .. } = plan;
         if decision.reason == Reason::Paused {
             return false;
         }
         let wrote = match (seen, cx.kube) {
-            (Some(seen), Some(kube)) if !cx.dry_run => self.write(cx, kube, seen, placement, note).await,
+            (Some(seen), Some(kube)) if !cx.dry_run => self.write(cx, kube, seen, plan).await,
             (None, _) if cx.dry_run => {
                 // Nothing real to read back: carry on as if the writes had been applied.
                 self.assumed = decision.replicas;
@@ -176,8 +226,8 @@ impl TargetState {
             _ => return false,
         };
         if wrote {
-            if decision.replicas != base {
-                self.history.record_rescale(&self.spec.policy, base, decision.replicas, cx.now);
+            if decision.replicas != *base {
+                self.history.record_rescale(&self.spec.policy, *base, decision.replicas, cx.now);
             }
             if let Some(spot) = self.spot.as_mut() {
                 spot.applied_extra = placement.extra;
@@ -187,20 +237,21 @@ impl TargetState {
     }
 
     /// Writes each Deployment whose replicas differ from its share, then records Events.
-    async fn write(
-        &mut self,
-        cx: &Context<'_>,
-        kube: &Deployments,
-        seen: &Seen,
-        placement: &Placement,
-        note: &str,
-    ) -> bool {
+    async fn write(&mut self, cx: &Context<'_>, kube: &Deployments, seen: &Seen, plan: &Plan) -> bool {
+        let Plan { placement, busy, note, .. } = plan;
         let twin = self.spec.spot.as_ref().zip(seen.twin.as_ref());
         let plan = [(self.spec.deployment.as_str(), &seen.main, placement.split.on_demand)]
             .into_iter()
             .chain(twin.map(|(spot, observed)| (spot.deployment.as_str(), observed, placement.split.spot)));
         let mut wrote = false;
-        for (name, observed, to) in plan.filter(|(_, observed, to)| observed.replicas != *to) {
+        for (name, observed, to) in plan {
+            let Some(to) = self.guard(name, observed.replicas, to, busy) else { continue };
+            if to == observed.replicas {
+                continue;
+            }
+            if let (true, Busy::Known(pods)) = (to < observed.replicas, busy) {
+                self.mark_costs(cx, kube, &pods.cost_changes(name)).await;
+            }
             wrote |= self.write_one(cx, kube, name, observed, to, note).await;
         }
         if let Some(change) = placement.change {
@@ -213,6 +264,30 @@ impl TargetState {
             self.event_failed(cx, recorded);
         }
         wrote
+    }
+
+    /// The replicas to write to one Deployment: a scale-down never goes below its busy pods, and
+    /// none happens while they are unknown. `None`: leave it as it is.
+    fn guard(&self, deployment: &str, current: u32, to: u32, busy: &Busy) -> Option<u32> {
+        let floor = self.spec.busy.as_ref().is_some_and(|b| b.floor);
+        match busy {
+            _ if to >= current => Some(to),
+            Busy::NotAsked => Some(to),
+            Busy::Unknown => None,
+            Busy::Known(pods) if floor => Some(to.max(pods.of(deployment).min(current))),
+            Busy::Known(_) => Some(to),
+        }
+    }
+
+    /// Sets the deletion costs that must change, just before a scale-down: best effort, since a
+    /// missing cost only loses the preference, never the floor.
+    async fn mark_costs(&self, cx: &Context<'_>, kube: &Deployments, changes: &[(String, i32)]) {
+        for (pod, cost) in changes {
+            if let Err(error) = kube.set_deletion_cost(&self.spec.namespace, pod, *cost).await {
+                cx.metrics.target_failed(&self.labels, error.label());
+                tracing::warn!(target = %self.spec.name, %pod, %error, "could not set the pod deletion cost");
+            }
+        }
     }
 
     async fn write_one(

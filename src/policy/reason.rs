@@ -73,6 +73,12 @@ pub enum Limit {
     },
     /// Scale-in to zero goes through 1 first.
     StepToOne,
+    /// A scale-down stopped at the number of worker pods running tasks.
+    BusyWorkers {
+        busy: u32,
+    },
+    /// A scale-down held because which workers are busy could not be learned.
+    BusyUnknown,
 }
 
 impl Reason {
@@ -103,6 +109,8 @@ impl Limit {
             Limit::Bound(Bound::Min(_)) => "min_replicas",
             Limit::Cooldown { .. } => "cooldown",
             Limit::StepToOne => "step_to_one",
+            Limit::BusyWorkers { .. } => "busy_workers",
+            Limit::BusyUnknown => "busy_unknown",
         }
     }
 }
@@ -193,6 +201,8 @@ impl fmt::Display for Limit {
                 write!(f, "scale-down held by cooldown ({}s left)", remaining.as_secs_f64().ceil())
             }
             Limit::StepToOne => write!(f, "scaling to 1 first (never straight from N to 0)"),
+            Limit::BusyWorkers { busy } => write!(f, "held up by {busy} worker pod(s) running tasks"),
+            Limit::BusyUnknown => write!(f, "scale-down held: which workers are busy is unknown"),
         }
     }
 }

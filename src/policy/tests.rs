@@ -295,3 +295,32 @@ fn decisions_are_deterministic() {
     };
     assert_eq!(run_once(), run_once());
 }
+
+#[test]
+fn busy_workers_floor_a_metric_scale_down() {
+    let mut policy = target(1, 20);
+    policy.scale_down.stabilization = Duration::ZERO;
+    let cases = [
+        // (current, value, busy, expected, label)
+        (8, 2.0, 5, 5, "busy_workers"),
+        (8, 2.0, 1, 2, "metric"),
+        (8, 2.0, 12, 8, "busy_workers"),
+        (3, 9.0, 6, 7, "scale_up_policy"), // not a scale-down: untouched
+    ];
+    for (current, value, busy, expected, label) in cases {
+        let mut d = Run::new(policy.clone(), current).step(0, &[Value(value)]);
+        d.protect_busy(current, busy);
+        assert_eq!((d.replicas, d.reason.label()), (expected, label), "current {current}, busy {busy}");
+    }
+    let mut d = Run::new(policy.clone(), 8).step(0, &[Value(2.0)]);
+    d.protect_busy(8, 5);
+    assert_eq!(d.reason.to_string(), "q=2 → 2 wanted, held up by 5 worker pod(s) running tasks");
+    let mut d = Run::new(policy.clone(), 8).step(0, &[Value(2.0)]);
+    d.hold_busy_unknown(8);
+    assert_eq!((d.replicas, d.reason.label()), (8, "busy_unknown"));
+    // An operator's pin is obeyed as it is.
+    let inputs = Inputs { current: 8, observations: &[Value(2.0)], pause: Pause::Pinned(2), now: secs(0) };
+    let mut d = decide(&policy, &mut History::new(), &inputs);
+    d.protect_busy(8, 5);
+    assert_eq!(d.replicas, 2);
+}

@@ -7,9 +7,9 @@ use serde::Deserialize;
 
 use super::fields::{FallbackReplicas, HumanDuration};
 use super::spot::{self, RawSpot};
-use crate::config::{Daemon, Problem, Target};
+use crate::config::{BusyWorkers, Daemon, Problem, Target};
 use crate::policy::{Fallback, RatePolicy, RateUnit, ScalingRules, Select, TargetPolicy, TriggerPolicy};
-use crate::source::SourceSpec;
+use crate::source::{Kind, SourceSpec};
 
 #[derive(Deserialize)]
 pub(super) struct RawTarget {
@@ -31,6 +31,16 @@ pub(super) struct RawTarget {
     fallback: RawFallback,
     #[serde(default)]
     spot: Option<RawSpot>,
+    #[serde(default)]
+    protect_busy_workers: bool,
+    #[serde(default)]
+    busy_workers_source: Option<String>,
+    #[serde(default = "default_true")]
+    busy_workers_floor: bool,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 fn default_namespace() -> String {
@@ -166,8 +176,9 @@ fn target(
         fallback_threshold: raw.fallback.failure_threshold,
         fallback,
     };
+    let busy = busy_workers(&raw, path, sources, problems);
     let spot = raw.spot.map(|s| spot::spot(s, &raw.deployment, &format!("{path}.spot"), problems));
-    Target { name: raw.name, namespace: raw.namespace, deployment: raw.deployment, interval, policy, spot }
+    Target { name: raw.name, namespace: raw.namespace, deployment: raw.deployment, interval, policy, spot, busy }
 }
 
 fn trigger(
@@ -255,4 +266,40 @@ fn fallback(target: &RawTarget, path: &str, problems: &mut Vec<Problem>) -> Fall
         ));
     }
     raw.replicas.0
+}
+
+/// `protect_busy_workers`: which Airflow source says which workers are busy — the one named, else
+/// the target's only Airflow trigger.
+fn busy_workers(
+    raw: &RawTarget,
+    path: &str,
+    sources: &BTreeMap<String, SourceSpec>,
+    problems: &mut Vec<Problem>,
+) -> Option<BusyWorkers> {
+    if !raw.protect_busy_workers {
+        return None;
+    }
+    let is_airflow = |name: &str| sources.get(name).is_some_and(|s| s.settings.kind() == Kind::Airflow);
+    let source = match &raw.busy_workers_source {
+        Some(name) if is_airflow(name) => name.clone(),
+        Some(name) => {
+            let message =
+                format!("{name:?} is not an airflow source (busy workers are read from Airflow's task table)");
+            problems.push(Problem::new(format!("{path}.busy_workers_source"), message));
+            return None;
+        }
+        None => {
+            let mut airflow = raw.triggers.iter().map(|t| t.source.as_str()).filter(|s| is_airflow(s));
+            match (airflow.next(), airflow.next()) {
+                (Some(only), None) => only.to_owned(),
+                _ => {
+                    let message =
+                        "needs busy_workers_source, or exactly one airflow trigger to ask which workers are busy";
+                    problems.push(Problem::new(format!("{path}.protect_busy_workers"), message));
+                    return None;
+                }
+            }
+        }
+    };
+    Some(BusyWorkers { source, floor: raw.busy_workers_floor })
 }
