@@ -2,8 +2,9 @@
 # Runs every test of queue-autoscaler: the policy purity guard, formatting, clippy, then all
 # unit, config, source (real Redis) and end-to-end (real binary + test API server) tests.
 #
-# Needs Redis on 127.0.0.1:6379 (or TEST_REDIS_URL). Tests that cannot reach it fail and say how
-# to start it; they never skip.
+# Needs Redis (6379), PostgreSQL (5432) and MariaDB (3306) on 127.0.0.1, or TEST_REDIS_URL,
+# TEST_POSTGRES_URL and TEST_MYSQL_URL. Tests that cannot reach them fail and say how to start
+# them; they never skip.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,15 +18,22 @@ if grep -rnE '\b(tokio|futures|kube|k8s_openapi|redis|rdkafka|sqlx|metrics|traci
 fi
 
 step "services"
-redis_url="${TEST_REDIS_URL:-redis://127.0.0.1:6379/0}"
-redis_hostport="${redis_url#*://}"; redis_hostport="${redis_hostport##*@}"; redis_hostport="${redis_hostport%%/*}"
-if ! (exec 3<>"/dev/tcp/${redis_hostport%:*}/${redis_hostport##*:}") 2>/dev/null; then
-  echo "Redis is not reachable at $redis_hostport. Start it with:" >&2
-  echo "  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save '' --appendonly no" >&2
-  echo "or set TEST_REDIS_URL. The Celery and end-to-end tests need it." >&2
-  exit 1
-fi
-echo "redis: $redis_hostport reachable"
+# Each test that needs a service fails with how to start it; this says it once, up front.
+need() { # name host:port how-to-start
+  if ! (exec 3<>"/dev/tcp/${2%:*}/${2##*:}") 2>/dev/null; then
+    echo "$1 is not reachable at $2. Start it with:" >&2
+    echo "  $3" >&2
+    exit 1
+  fi
+  echo "$1: $2 reachable"
+}
+hostport() { local rest="${1#*://}"; rest="${rest##*@}"; echo "${rest%%/*}"; }
+need Redis "$(hostport "${TEST_REDIS_URL:-redis://127.0.0.1:6379/0}")" \
+  "redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save '' --appendonly no   (or set TEST_REDIS_URL)"
+need PostgreSQL "$(hostport "${TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}")" \
+  "pg_ctlcluster --skip-systemctl-redirect \$(ls /etc/postgresql) main start   (or set TEST_POSTGRES_URL)"
+need MariaDB "$(hostport "${TEST_MYSQL_URL:-mysql://root@127.0.0.1:3306/mysql}")" \
+  "start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd   (or set TEST_MYSQL_URL)"
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

@@ -291,3 +291,53 @@ fn a_spot_twin_cannot_be_another_targets_deployment() {
         "{found:#?}"
     );
 }
+
+const AIRFLOW: &str = "\n[sources.af]\nkind = \"airflow\"\nurl = \"postgres://airflow@db/airflow\"\n";
+
+#[test]
+fn busy_workers_use_the_targets_airflow_trigger() {
+    let text =
+        format!("{AIRFLOW}{}", MINIMAL.replace("source = \"q\", per_replica = 5", "source = \"af\", per_replica = 16"))
+            .replace("max_replicas = 10", "max_replicas = 10\nprotect_busy_workers = true");
+    let busy = parse(&text).unwrap().targets.remove(0).busy.expect("protected");
+    assert_eq!((busy.source.as_str(), busy.floor), ("af", true));
+    assert!(parse(MINIMAL).unwrap().targets[0].busy.is_none(), "off by default");
+}
+
+#[test]
+fn busy_workers_need_an_airflow_source() {
+    let text = MINIMAL.replace("max_replicas = 10", "max_replicas = 10\nprotect_busy_workers = true");
+    let found = problems(&text);
+    assert_eq!(
+        found,
+        vec![
+            "line 11: targets[0].protect_busy_workers: needs busy_workers_source, or exactly one airflow trigger to ask which workers are busy"
+        ]
+    );
+    let named = format!(
+        "{AIRFLOW}{}",
+        text.replace(
+            "protect_busy_workers = true",
+            "protect_busy_workers = true\nbusy_workers_source = \"q\"\nbusy_workers_floor = false"
+        )
+    );
+    assert!(problems(&named)[0].contains("targets[0].busy_workers_source: \"q\" is not an airflow source"));
+    let fine = named.replace("busy_workers_source = \"q\"", "busy_workers_source = \"af\"");
+    let busy = parse(&fine).unwrap().targets.remove(0).busy.unwrap();
+    assert_eq!((busy.source.as_str(), busy.floor), ("af", false));
+}
+
+#[test]
+fn airflow_settings_and_defaults() {
+    let text = format!(
+        "{AIRFLOW}queues = [\"default\"]\nexclude_executors = [\"KubernetesExecutor\"]\nexclude_queues = [\"kubernetes\"]\n{MINIMAL}"
+    );
+    let config = parse(&text).unwrap();
+    let Settings::Airflow(af) = &config.sources["af"].settings else { panic!("an airflow source") };
+    assert_eq!(af.states, vec!["queued", "running"]);
+    assert_eq!((af.queues.len(), af.exclude_executors.len(), af.exclude_queues.len()), (1, 1, 1));
+    let found = problems(&format!("{AIRFLOW}states = [\"queued\", \"runing\"]\n{MINIMAL}"));
+    assert!(found[0].starts_with("line 5: sources.af.states: \"runing\" is not an Airflow task state"), "{found:#?}");
+    let found = problems(&format!("{}{MINIMAL}", AIRFLOW.replace("url = \"postgres://airflow@db/airflow\"", "")));
+    assert!(found[0].ends_with("sources.af.url: this airflow source needs `url` or `url_env`"), "{found:#?}");
+}

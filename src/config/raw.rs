@@ -206,7 +206,7 @@ fn source(
     };
     if !shared.url_given {
         let kind = shared.kind.as_str();
-        problems.push(Problem::new(join(&path, "url"), format!("a {kind} source needs `url` or `url_env`")));
+        problems.push(Problem::new(join(&path, "url"), format!("this {kind} source needs `url` or `url_env`")));
     }
     Some(SourceSpec { url: shared.url, timeout: shared.timeout, settings })
 }

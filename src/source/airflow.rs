@@ -16,8 +16,7 @@ use tokio::sync::OnceCell;
 
 use super::{Reading, SourceError};
 use crate::secret::SecretUrl;
-pub use db::Db;
-use db::Placeholders;
+pub use db::{Db, Placeholders};
 
 /// Task instance states Airflow has had (2.x and 3.x; `shutdown` until 2.7).
 pub const KNOWN_STATES: [&str; 13] = [

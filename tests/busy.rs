@@ -1,0 +1,129 @@
+//! Busy-aware scale-in end to end: the real binary, a real Airflow task table on PostgreSQL, and
+//! the test API server's pods.
+
+mod support;
+
+use std::time::Duration;
+
+use support::airflow::{Backend, Schema, TestDb};
+use support::apiserver::ApiServer;
+use support::daemon::{Daemon, free_port, http_get};
+use support::eventually;
+
+const WAIT: Duration = Duration::from_secs(20);
+const COST: &str = "controller.kubernetes.io/pod-deletion-cost";
+
+/// Airflow tasks at 4 per worker (a small `worker_concurrency`), bounds [1, 10], HPA-like rate
+/// policies over 500 ms and no scale-down window, so the test runs in seconds.
+fn config(db_url: &str, busy_url: Option<&str>, port: u16) -> String {
+    let busy_source = busy_url.map_or(String::new(), |url| {
+        format!("\n[sources.busy]\nkind = \"airflow\"\nurl = \"{url}\"\ntimeout = \"1s\"\n")
+    });
+    let busy_key = if busy_url.is_some() { "busy_workers_source = \"busy\"\n" } else { "" };
+    format!(
+        r#"
+[daemon]
+interval = "1s"
+listen = "127.0.0.1:{port}"
+
+[sources.airflow]
+kind = "airflow"
+url = "{db_url}"
+{busy_source}
+[[targets]]
+name = "airflow-workers"
+namespace = "airflow"
+deployment = "worker"
+min_replicas = 1
+max_replicas = 10
+triggers = [{{ source = "airflow", per_replica = 4 }}]
+protect_busy_workers = true
+{busy_key}
+[targets.scale_up]
+policies = [{{ type = "pods", value = 4, period = "500ms" }}]
+
+[targets.scale_down]
+stabilization = "0s"
+policies = [{{ type = "percent", value = 100, period = "500ms" }}]
+"#
+    )
+}
+
+/// `worker-0` … `worker-{n-1}`, running, as the ReplicaSet would have them.
+fn pods(api: &ApiServer, n: usize) {
+    for i in 0..n {
+        api.put_pod("airflow", &format!("worker-{i}"), &[("app", "worker")], Some("node-1"), None);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scale_down_keeps_the_busy_workers_and_marks_them_costly() {
+    let db = TestDb::create(Backend::Postgres, "busy_e2e").await;
+    db.create_task_instance(Schema::V2_10).await;
+    let api = ApiServer::start().await;
+    api.add_deployment("airflow", "worker", 1);
+    pods(&api, 1);
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(&config(&db.url, None, port), &["run"], Some(&api.kubeconfig(dir.path())), &[]);
+
+    // 20 queued tasks → 5 workers.
+    let queued: Vec<_> = (0..20).map(|_| (Some("queued"), Some("default"), None, None)).collect();
+    db.insert(Schema::V2_10, &queued).await;
+    eventually(WAIT, "the scale-up to 5", || (api.replicas("airflow", "worker") == 5).then_some(())).await;
+    pods(&api, 5);
+
+    // Everything finishes but two tasks, on worker-1 (by pod name) and worker-3 (by FQDN).
+    db.execute(
+        "UPDATE task_instance SET state = 'success', hostname = 'worker-0';\n\
+         UPDATE task_instance SET state = 'running', hostname = 'worker-1' WHERE task_id = 'task_0';\n\
+         UPDATE task_instance SET state = 'running', hostname = 'worker-3.workers.airflow.svc.cluster.local' WHERE task_id = 'task_1'",
+    )
+    .await;
+    // 2 running tasks want 1 worker, but 2 pods are busy: the scale-down stops at 2.
+    eventually(WAIT, "the scale-down to the busy pods", || (api.replicas("airflow", "worker") == 2).then_some(()))
+        .await;
+    assert_eq!(api.pod_annotations("airflow", "worker-1")[COST], "1000");
+    assert_eq!(api.pod_annotations("airflow", "worker-3")[COST], "1000");
+    let patched: Vec<String> = api.pod_patches().into_iter().map(|(_, name, _)| name).collect();
+    assert_eq!(patched, vec!["worker-1", "worker-3"], "idle pods already cost 0: untouched");
+    assert!(daemon.log().contains("held up by 2 worker pod(s) running tasks"), "{}", daemon.log());
+    let (_, metrics) = http_get(port, "/metrics").expect("metrics");
+    assert!(metrics.contains("queue_autoscaler_target_busy_pods{target=\"airflow-workers\",namespace=\"airflow\",deployment=\"worker\"} 2"), "{metrics}");
+
+    // The ReplicaSet removed the three idle pods; worker-1's task ends.
+    for idle in ["worker-0", "worker-2", "worker-4"] {
+        api.delete_pod("airflow", idle);
+    }
+    db.execute("UPDATE task_instance SET state = 'success' WHERE task_id = 'task_0'").await;
+    eventually(WAIT, "the scale-down to 1", || (api.replicas("airflow", "worker") == 1).then_some(())).await;
+    assert_eq!(api.pod_annotations("airflow", "worker-1")[COST], "0", "idle again: cheap to delete");
+    assert_eq!(api.pod_annotations("airflow", "worker-3")[COST], "1000", "still busy: unchanged, not rewritten");
+    assert_eq!(api.pod_patches().len(), 3);
+    for write in api.scale_writes() {
+        assert!(write.replicas >= 1, "{write:?}");
+    }
+    db.drop_database().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_scale_down_while_the_busy_workers_are_unknown() {
+    let db = TestDb::create(Backend::Postgres, "busy_unknown").await;
+    db.create_task_instance(Schema::V2_10).await;
+    let api = ApiServer::start().await;
+    api.add_deployment("airflow", "worker", 4);
+    pods(&api, 4);
+    let dead = format!("postgres://airflow@127.0.0.1:{}/airflow", free_port());
+    let dir = tempfile::tempdir().unwrap();
+    let daemon =
+        Daemon::start(&config(&db.url, Some(&dead), free_port()), &["run"], Some(&api.kubeconfig(dir.path())), &[]);
+    // No tasks: 1 worker wanted, but which workers are busy cannot be learned.
+    eventually(WAIT, "the held scale-down", || {
+        daemon.log().contains("scale-down held: which workers are busy is unknown").then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(api.scale_writes().is_empty(), "{:?}", api.scale_writes());
+    assert!(api.pod_patches().is_empty());
+    db.drop_database().await;
+}
