@@ -13,10 +13,12 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics::Metrics;
+use crate::target::lease::Leadership;
 
 /// The loop's liveness, as the endpoints report it.
 pub struct Health {
     started: Instant,
+    leadership: Arc<Leadership>,
     /// A loop that has not finished a cycle for this long is reported dead.
     stall_after: Duration,
     last_cycle: Mutex<Option<Instant>>,
@@ -24,12 +26,9 @@ pub struct Health {
 
 impl Health {
     /// `interval` is the longest poll interval: a live loop finishes a cycle at least that often.
-    pub fn new(interval: Duration) -> Self {
-        Health {
-            started: Instant::now(),
-            stall_after: interval * 3 + Duration::from_secs(30),
-            last_cycle: Mutex::new(None),
-        }
+    pub fn new(interval: Duration, leadership: Arc<Leadership>) -> Self {
+        let stall_after = interval * 3 + Duration::from_secs(30);
+        Health { started: Instant::now(), leadership, stall_after, last_cycle: Mutex::new(None) }
     }
 
     pub fn cycle_done(&self) {
@@ -87,10 +86,19 @@ async fn healthz(State(state): State<AdminState>) -> impl IntoResponse {
     }
 }
 
+/// Ready once a first cycle has completed, leader or standby (a standby is ready to take over);
+/// the body says which.
 async fn readyz(State(state): State<AdminState>) -> impl IntoResponse {
+    let leadership = &state.health.leadership;
+    let role = match (leadership.is_elected(), leadership.is_leader(), leadership.holder()) {
+        (false, _, _) => "leader (no leader election)".to_owned(),
+        (true, true, _) => "leader".to_owned(),
+        (true, false, Some(holder)) => format!("standby (leader: {holder})"),
+        (true, false, None) => "standby (no leader seen yet)".to_owned(),
+    };
     if state.health.ready() {
-        (StatusCode::OK, "ready\n")
+        (StatusCode::OK, format!("ready: {role}\n"))
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "waiting for the first cycle\n")
+        (StatusCode::SERVICE_UNAVAILABLE, format!("waiting for the first cycle: {role}\n"))
     }
 }

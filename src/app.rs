@@ -1,7 +1,9 @@
-//! The loop: tick → poll the due targets' sources (once each) → decide → write → record.
+//! The loop: tick → poll the due targets' sources (once each) → decide → write (if leader) →
+//! record; and, between cycles, a reloaded config.
 
 mod busy;
 mod cycle;
+mod reload;
 mod report;
 mod spot;
 mod target;
@@ -9,6 +11,7 @@ mod target;
 pub use report::{TargetReport, TriggerReport, render_table};
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,8 +21,9 @@ use tokio_util::sync::CancellationToken;
 use crate::admin::{self, Health};
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::source::{Shared, Source};
+use crate::source::{Shared, Source, SourceSpec};
 use crate::target::Deployments;
+use crate::target::lease::{Elector, Leadership, LeaseSettings};
 use crate::target::spot::SpotWatcher;
 use target::TargetState;
 
@@ -28,12 +32,19 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(4);
 
 /// The daemon's state: live sources, the targets with their histories, the Kubernetes client.
 pub struct App {
+    config: Config,
+    /// `--dry-run` on the command line: stays on whatever a reloaded config says.
+    dry_run_flag: bool,
     dry_run: bool,
     sources: BTreeMap<String, Source>,
+    /// The spec each source was built from, to keep it across reloads if unchanged.
+    source_specs: BTreeMap<String, SourceSpec>,
+    shared: Shared,
     targets: Vec<TargetState>,
     kube: Option<Deployments>,
     /// Watches of spot twins' pods and of the Nodes, when a target has a spot twin.
     spot_watcher: Option<SpotWatcher>,
+    leadership: Arc<Leadership>,
     metrics: Metrics,
     /// The origin of the policy's clock.
     started: Instant,
@@ -53,19 +64,9 @@ pub enum StartError {
 impl App {
     /// Builds sources (connections open lazily) and, unless a dry run finds no cluster, the
     /// Kubernetes client.
-    pub async fn new(config: &Config, dry_run: bool) -> Result<App, StartError> {
+    pub async fn new(config: &Config, dry_run_flag: bool) -> Result<App, StartError> {
+        let dry_run = dry_run_flag || config.daemon.dry_run;
         let metrics = Metrics::install();
-        let mut shared = Shared::default();
-        let sources = config
-            .sources
-            .iter()
-            .map(|(name, spec)| {
-                let source = Source::with_shared(spec, &mut shared)
-                    .map_err(|error| StartError::Source { name: name.clone(), error })?;
-                metrics.register_source(name, source.kind());
-                Ok((name.clone(), source))
-            })
-            .collect::<Result<_, StartError>>()?;
         let kube = match Deployments::connect(&config.daemon.field_manager, config.daemon.kube_timeout).await {
             Ok(kube) => Some(kube),
             Err(error) if dry_run => {
@@ -74,24 +75,52 @@ impl App {
             }
             Err(error) => return Err(StartError::Kube(error)),
         };
-        let started = Instant::now();
-        let targets = config.targets.iter().map(|t| TargetState::new(t, &metrics, started)).collect();
-        let any_spot = config.targets.iter().any(|t| t.spot.is_some());
-        let spot_watcher = kube.as_ref().filter(|_| any_spot).map(|k| SpotWatcher::new(k.client()));
-        Ok(App { dry_run, sources, targets, kube, spot_watcher, metrics, started })
+        let elected = config.daemon.leader_election.as_ref().filter(|_| kube.is_some() && !dry_run);
+        let leadership = elected.map_or_else(Leadership::always, |e| Leadership::elected(e.renew_deadline));
+        metrics.leader(leadership.is_leader());
+        let mut app = App {
+            config: config.clone(),
+            dry_run_flag,
+            dry_run,
+            sources: BTreeMap::new(),
+            source_specs: BTreeMap::new(),
+            shared: Shared::default(),
+            targets: Vec::new(),
+            kube,
+            spot_watcher: None,
+            leadership,
+            metrics,
+            started: Instant::now(),
+        };
+        app.build_sources(config).map_err(|(name, error)| StartError::Source { name, error })?;
+        app.build_targets(config);
+        Ok(app)
     }
 
-    /// Runs until `shutdown`: serves the admin endpoints and runs a cycle whenever a target is
-    /// due. A shutdown lets the cycle in flight finish (for up to a few seconds).
-    pub async fn run(mut self, listen: std::net::SocketAddr, shutdown: CancellationToken) -> Result<(), StartError> {
-        let health = Arc::new(Health::new(self.longest_interval()));
+    /// Runs until `shutdown`: serves the admin endpoints, keeps the lease (with leader election),
+    /// watches the config file, and runs a cycle whenever a target is due. A shutdown lets the
+    /// cycle in flight finish (for up to a few seconds), then releases the lease.
+    pub async fn run(mut self, config_path: Option<PathBuf>, shutdown: CancellationToken) -> Result<(), StartError> {
+        let listen = self.config.daemon.listen;
+        let health = Arc::new(Health::new(self.longest_interval(), self.leadership.clone()));
         let listener =
             tokio::net::TcpListener::bind(listen).await.map_err(|error| StartError::Listen { addr: listen, error })?;
         tracing::info!(%listen, targets = self.targets.len(), dry_run = self.dry_run, "queue-autoscaler started");
-        let server = tokio::spawn(admin::serve(listener, self.metrics.clone(), health.clone(), shutdown.clone()));
+        let mut tasks =
+            vec![tokio::spawn(admin::serve(listener, self.metrics.clone(), health.clone(), shutdown.clone()))];
+        tasks.extend(self.start_election(shutdown.clone()));
+        let (reload_tx, mut reloads) = tokio::sync::mpsc::channel(1);
+        if let Some(path) = config_path {
+            let check = self.config.daemon.config_check_interval;
+            tasks.push(tokio::spawn(reload::watch(path, check, reload_tx, self.metrics.clone(), shutdown.clone())));
+        }
         while let Some(next) = self.next_due() {
             tokio::select! {
                 _ = tokio::time::sleep_until(next) => {}
+                Some(config) = reloads.recv() => {
+                    self.reconfigure(config).await;
+                    continue;
+                }
                 _ = shutdown.cancelled() => break,
             }
             let grace = async {
@@ -108,8 +137,10 @@ impl App {
         if let Some(watcher) = &self.spot_watcher {
             watcher.stop();
         }
-        if let Err(error) = server.await {
-            tracing::warn!(%error, "admin server task failed");
+        for task in tasks {
+            if let Err(error) = task.await {
+                tracing::warn!(%error, "a background task failed");
+            }
         }
         Ok(())
     }
@@ -119,6 +150,98 @@ impl App {
         self.cycle(true).await
     }
 
+    fn start_election(&self, shutdown: CancellationToken) -> Option<tokio::task::JoinHandle<()>> {
+        let election = self.config.daemon.leader_election.as_ref()?;
+        let kube = self.kube.as_ref().filter(|_| self.leadership.is_elected())?;
+        let settings = LeaseSettings {
+            name: election.lease_name.clone(),
+            namespace: election.namespace.clone(),
+            identity: identity(),
+            lease_duration: election.lease_duration,
+            renew_deadline: election.renew_deadline,
+            retry_period: election.retry_period,
+        };
+        tracing::info!(identity = %settings.identity, lease = %settings.name, namespace = %settings.namespace, "leader election: standing by until the lease is held");
+        let metrics = self.metrics.clone();
+        let elector = Elector::new(
+            kube.client(),
+            settings,
+            self.leadership.clone(),
+            Box::new(move |leading| metrics.leader(leading)),
+        );
+        Some(tokio::spawn(elector.run(shutdown)))
+    }
+
+    /// Builds the sources of `config`, keeping those whose spec did not change (and so their
+    /// connections); database pools are shared by URL across reloads. Nothing changes on error.
+    fn build_sources(&mut self, config: &Config) -> Result<(), (String, crate::source::SourceError)> {
+        let mut built = BTreeMap::new();
+        for (name, spec) in config.sources.iter().filter(|(name, spec)| self.source_specs.get(*name) != Some(*spec)) {
+            let source = Source::with_shared(spec, &mut self.shared).map_err(|e| (name.clone(), e))?;
+            self.metrics.register_source(name, source.kind());
+            built.insert(name.clone(), source);
+        }
+        for name in config.sources.keys() {
+            if !built.contains_key(name)
+                && let Some(kept) = self.sources.remove(name)
+            {
+                built.insert(name.clone(), kept);
+            }
+        }
+        self.sources = built;
+        self.source_specs = config.sources.clone();
+        Ok(())
+    }
+
+    /// Builds the targets of `config`, keeping the history of targets that keep their name.
+    fn build_targets(&mut self, config: &Config) {
+        let mut old: BTreeMap<String, TargetState> =
+            std::mem::take(&mut self.targets).into_iter().map(|t| (t.spec.name.clone(), t)).collect();
+        for spec in &config.targets {
+            let state = match old.remove(&spec.name) {
+                Some(mut state) => {
+                    state.reconfigure(spec, &self.metrics);
+                    state
+                }
+                None => TargetState::new(spec, &self.metrics, Instant::now()),
+            };
+            self.targets.push(state);
+        }
+        let any_spot = config.targets.iter().any(|t| t.spot.is_some());
+        if any_spot && self.spot_watcher.is_none() {
+            self.spot_watcher = self.kube.as_ref().map(|k| SpotWatcher::new(k.client()));
+        }
+    }
+
+    /// Takes a reloaded, valid config into use for the next cycle.
+    async fn reconfigure(&mut self, config: Config) {
+        let (old, new) = (&self.config.daemon, &config.daemon);
+        if old.listen != new.listen || old.leader_election != new.leader_election {
+            tracing::warn!("daemon.listen and daemon.leader_election take effect at the next restart");
+        }
+        if (old.field_manager != new.field_manager || old.kube_timeout != new.kube_timeout) && self.kube.is_some() {
+            match Deployments::connect(&new.field_manager, new.kube_timeout).await {
+                Ok(kube) => self.kube = Some(kube),
+                Err(error) => tracing::warn!(%error, "keeping the Kubernetes client: the new settings do not connect"),
+            }
+        }
+        if let Err((name, error)) = self.build_sources(&config) {
+            tracing::error!(source = %name, %error, "config reload: a source cannot be built; keeping the running config");
+            self.metrics.config_reload_failed();
+            return;
+        }
+        self.build_targets(&config);
+        self.dry_run = self.dry_run_flag || config.daemon.dry_run;
+        tracing::info!(
+            sources = self.sources.len(),
+            targets = self.targets.len(),
+            dry_run = self.dry_run,
+            "config reloaded"
+        );
+        self.metrics.config_reloaded();
+        self.config = config;
+    }
+
     fn next_due(&self) -> Option<Instant> {
         self.targets.iter().map(|t| t.next_due).min()
     }
@@ -126,4 +249,12 @@ impl App {
     fn longest_interval(&self) -> Duration {
         self.targets.iter().map(|t| t.spec.interval).max().unwrap_or(Duration::from_secs(15))
     }
+}
+
+/// This replica's identity on the lease: the pod's name, else the host's, with the process id.
+fn identity() -> String {
+    std::env::var("POD_NAME").ok().filter(|n| !n.is_empty()).unwrap_or_else(|| {
+        let host = std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_owned()).unwrap_or_default();
+        format!("{}_{}", if host.is_empty() { "queue-autoscaler" } else { &host }, std::process::id())
+    })
 }

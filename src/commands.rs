@@ -35,14 +35,13 @@ pub async fn run(path: &Path, dry_run: bool) -> ExitCode {
         Ok(config) => config,
         Err(error) => return invalid(path, &error),
     };
-    let dry_run = dry_run || config.daemon.dry_run;
     let app = match App::new(&config, dry_run).await {
         Ok(app) => app,
         Err(error) => return fail(&error),
     };
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
-    match app.run(config.daemon.listen, shutdown).await {
+    match app.run(Some(path.to_path_buf()), shutdown).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => fail(&error),
     }
@@ -54,7 +53,7 @@ pub async fn once(path: &Path, dry_run: bool, output: Output) -> ExitCode {
         Ok(config) => config,
         Err(error) => return invalid(path, &error),
     };
-    let mut app = match App::new(&config, dry_run || config.daemon.dry_run).await {
+    let mut app = match App::new(&config, dry_run).await {
         Ok(app) => app,
         Err(error) => return fail(&error),
     };

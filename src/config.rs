@@ -45,6 +45,21 @@ pub struct Daemon {
     pub dry_run: bool,
     /// Bound on every Kubernetes API request.
     pub kube_timeout: Duration,
+    /// How often the config file is checked for changes (SIGHUP reloads at once).
+    pub config_check_interval: Duration,
+    /// `None` when leader election is off: this replica always writes.
+    pub leader_election: Option<LeaderElection>,
+}
+
+/// `[daemon.leader_election]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LeaderElection {
+    pub lease_name: String,
+    /// The daemon's own namespace (default: `POD_NAMESPACE`, else "default").
+    pub namespace: String,
+    pub lease_duration: Duration,
+    pub renew_deadline: Duration,
+    pub retry_period: Duration,
 }
 
 /// One `[[targets]]` entry: a Deployment and the rules that size it.

@@ -28,9 +28,12 @@ pub const TARGET_REPLICAS: &str = "queue_autoscaler_target_replicas";
 pub const SPOT_SHORTFALL: &str = "queue_autoscaler_spot_shortfall";
 pub const SPOT_FALLBACK_ACTIVE: &str = "queue_autoscaler_spot_fallback_active";
 pub const TARGET_BUSY_PODS: &str = "queue_autoscaler_target_busy_pods";
+pub const LEADER: &str = "queue_autoscaler_leader";
+pub const CONFIG_RELOADS: &str = "queue_autoscaler_config_reloads_total";
+pub const CONFIG_RELOAD_ERRORS: &str = "queue_autoscaler_config_reload_errors_total";
 
 /// Every metric name, for documentation checks and dashboards.
-pub const ALL: [&str; 15] = [
+pub const ALL: [&str; 18] = [
     SOURCE_VALUE,
     SOURCE_POLL_SECONDS,
     SOURCE_ERRORS,
@@ -46,6 +49,9 @@ pub const ALL: [&str; 15] = [
     SPOT_SHORTFALL,
     SPOT_FALLBACK_ACTIVE,
     TARGET_BUSY_PODS,
+    LEADER,
+    CONFIG_RELOADS,
+    CONFIG_RELOAD_ERRORS,
 ];
 
 /// Buckets for poll and loop latencies, in seconds.
@@ -74,6 +80,8 @@ impl Metrics {
                 let _ = metrics::set_global_recorder(recorder);
                 describe();
                 gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+                counter!(CONFIG_RELOADS).absolute(0);
+                counter!(CONFIG_RELOAD_ERRORS).absolute(0);
                 Metrics { handle }
             })
             .clone()
@@ -170,6 +178,19 @@ impl Metrics {
         counter!(TARGET_ERRORS, with(&target.0, "error", error)).increment(1);
     }
 
+    /// 1 while this replica holds the lease (always 1 without leader election).
+    pub fn leader(&self, leading: bool) {
+        gauge!(LEADER).set(if leading { 1.0 } else { 0.0 });
+    }
+
+    pub fn config_reloaded(&self) {
+        counter!(CONFIG_RELOADS).increment(1);
+    }
+
+    pub fn config_reload_failed(&self) {
+        counter!(CONFIG_RELOAD_ERRORS).increment(1);
+    }
+
     pub fn loop_finished(&self, took: Duration) {
         histogram!(LOOP_SECONDS).record(took.as_secs_f64());
     }
@@ -232,6 +253,12 @@ fn describe() {
     describe_gauge!(
         TARGET_BUSY_PODS,
         "Worker pods running tasks, as last learned before a scale-down (busy-aware scale-in)."
+    );
+    describe_gauge!(LEADER, "1 while this replica holds the lease and may write (always 1 without leader election).");
+    describe_counter!(CONFIG_RELOADS, "Config reloads taken into use.");
+    describe_counter!(
+        CONFIG_RELOAD_ERRORS,
+        "Config reloads rejected (invalid or unreadable); the running config stayed."
     );
     describe_gauge!(SPOT_FALLBACK_ACTIVE, "1 while on-demand replicas stand in for spot replicas that cannot run.");
 }

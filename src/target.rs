@@ -2,6 +2,7 @@
 //! Knows nothing of queues.
 
 mod error;
+pub mod lease;
 pub mod pods;
 pub mod spot;
 

@@ -166,7 +166,10 @@ async fn a_database_that_is_down_is_a_failed_poll_and_hides_the_password() {
         let started = std::time::Instant::now();
         let source = source_with_timeout(&url, AirflowSettings::all_queues(), Duration::from_millis(500));
         let error = source.poll().await.expect_err("down");
-        assert!(started.elapsed() < Duration::from_secs(2), "bounded by the source timeout");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "bounded by the source timeout (500 ms), with room for a loaded machine"
+        );
         assert!(matches!(error, SourceError::Connect(_)), "{url}: {error}");
         assert!(!error.to_string().contains("s3cret"), "{error}");
     }

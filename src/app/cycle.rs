@@ -11,6 +11,7 @@ use super::{App, TargetReport};
 use crate::metrics::Metrics;
 use crate::source::{Reading, Source, SourceError};
 use crate::target::Deployments;
+use crate::target::lease::Leadership;
 use crate::target::spot::SpotWatcher;
 
 /// The outcome of this cycle's poll of each source.
@@ -34,6 +35,7 @@ impl App {
             sources: &self.sources,
             kube: self.kube.as_ref(),
             spot_watcher: self.spot_watcher.as_ref(),
+            leader: &self.leadership,
             dry_run: self.dry_run,
             metrics: &self.metrics,
             now: clock,
@@ -68,6 +70,8 @@ pub(super) struct Context<'a> {
     pub(super) sources: &'a BTreeMap<String, Source>,
     pub(super) kube: Option<&'a Deployments>,
     pub(super) spot_watcher: Option<&'a SpotWatcher>,
+    /// Whether this replica may write, checked right before every write.
+    pub(super) leader: &'a Leadership,
     pub(super) dry_run: bool,
     pub(super) metrics: &'a Metrics,
     /// The policy's clock: time since the daemon started.

@@ -70,6 +70,19 @@ impl TargetState {
         }
     }
 
+    /// Takes a reloaded spec, keeping the history (and the spot state, if its spec is the same).
+    pub(super) fn reconfigure(&mut self, spec: &Target, metrics: &Metrics) {
+        if self.spec.spot != spec.spot {
+            self.spot = spec.spot.clone().map(SpotState::new);
+        }
+        if self.spec.namespace != spec.namespace || self.spec.deployment != spec.deployment {
+            self.labels = TargetLabels::new(&spec.name, &spec.namespace, &spec.deployment);
+            self.history = History::new();
+        }
+        metrics.register_target(&self.labels, spec.spot.is_some(), spec.busy.is_some());
+        self.spec = spec.clone();
+    }
+
     pub(super) async fn run(&mut self, cx: &Context<'_>) -> TargetReport {
         let read = self.read(cx).await;
         let kube_error = read.as_ref().and_then(|r| r.as_ref().err()).cloned();
@@ -254,7 +267,7 @@ impl TargetState {
             }
             wrote |= self.write_one(cx, kube, name, observed, to, note).await;
         }
-        if let Some(change) = placement.change {
+        if let Some(change) = placement.change.filter(|_| self.may_write(cx)) {
             let (type_, reason) = match change {
                 SpotChange::Fallback { .. } => (EventType::Warning, "SpotFallback"),
                 SpotChange::ShiftBack { .. } => (EventType::Normal, "SpotRecovered"),
@@ -283,6 +296,9 @@ impl TargetState {
     /// missing cost only loses the preference, never the floor.
     async fn mark_costs(&self, cx: &Context<'_>, kube: &Deployments, changes: &[(String, i32)]) {
         for (pod, cost) in changes {
+            if !self.may_write(cx) {
+                return;
+            }
             if let Err(error) = kube.set_deletion_cost(&self.spec.namespace, pod, *cost).await {
                 cx.metrics.target_failed(&self.labels, error.label());
                 tracing::warn!(target = %self.spec.name, %pod, %error, "could not set the pod deletion cost");
@@ -300,6 +316,9 @@ impl TargetState {
         note: &str,
     ) -> bool {
         let namespace = &self.spec.namespace;
+        if !self.may_write(cx) {
+            return false;
+        }
         match kube.scale(namespace, name, seen, to).await {
             Ok(Some(from)) => {
                 cx.metrics.rescaled(&self.labels, from, to);
@@ -315,6 +334,16 @@ impl TargetState {
                 false
             }
         }
+    }
+
+    /// The leader check, right before a write: a replica that is not (or no longer) the leader
+    /// never writes.
+    fn may_write(&self, cx: &Context<'_>) -> bool {
+        let leader = cx.leader.is_leader();
+        if !leader {
+            tracing::debug!(target = %self.spec.name, holder = ?cx.leader.holder(), "standby: not writing");
+        }
+        leader
     }
 
     fn event_failed(&self, cx: &Context<'_>, recorded: Result<(), TargetError>) {

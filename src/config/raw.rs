@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use super::env::Override;
-use super::{Config, Daemon, Problem};
+use super::{Config, Daemon, LeaderElection, Problem};
 use crate::secret::SecretUrl;
 use crate::source::{Kind, Settings, SourceSpec, airflow, celery};
 use fields::HumanDuration;
@@ -34,6 +34,8 @@ struct RawDaemon {
     field_manager: String,
     dry_run: bool,
     kube_timeout: HumanDuration,
+    config_check_interval: HumanDuration,
+    leader_election: RawLeaderElection,
 }
 
 impl Default for RawDaemon {
@@ -44,6 +46,33 @@ impl Default for RawDaemon {
             field_manager: "queue-autoscaler".to_owned(),
             dry_run: false,
             kube_timeout: HumanDuration(Duration::from_secs(10)),
+            config_check_interval: HumanDuration(Duration::from_secs(5)),
+            leader_election: RawLeaderElection::default(),
+        }
+    }
+}
+
+/// `[daemon.leader_election]`, with client-go's defaults.
+#[derive(Deserialize)]
+#[serde(default)]
+struct RawLeaderElection {
+    enabled: bool,
+    lease_name: String,
+    namespace: Option<String>,
+    lease_duration: HumanDuration,
+    renew_deadline: HumanDuration,
+    retry_period: HumanDuration,
+}
+
+impl Default for RawLeaderElection {
+    fn default() -> Self {
+        RawLeaderElection {
+            enabled: false,
+            lease_name: "queue-autoscaler".to_owned(),
+            namespace: None,
+            lease_duration: HumanDuration(Duration::from_secs(15)),
+            renew_deadline: HumanDuration(Duration::from_secs(10)),
+            retry_period: HumanDuration(Duration::from_secs(2)),
         }
     }
 }
@@ -58,7 +87,7 @@ pub(super) fn parse(text: &str, overrides: &[Override], env: &HashMap<String, St
     let Some(raw) = deserialize::<RawConfig>(merged, "", &mut problems) else {
         return Err(problems);
     };
-    let daemon = daemon(raw.daemon, &mut problems);
+    let daemon = daemon(raw.daemon, env, &mut problems);
     let sources: BTreeMap<String, SourceSpec> = raw
         .sources
         .into_iter()
@@ -151,7 +180,7 @@ fn join(prefix: &str, key: &str) -> String {
     }
 }
 
-fn daemon(raw: RawDaemon, problems: &mut Vec<Problem>) -> Daemon {
+fn daemon(raw: RawDaemon, env: &HashMap<String, String>, problems: &mut Vec<Problem>) -> Daemon {
     let listen = raw.listen.parse().unwrap_or_else(|_| {
         problems.push(Problem::new(
             "daemon.listen",
@@ -169,13 +198,52 @@ fn daemon(raw: RawDaemon, problems: &mut Vec<Problem>) -> Daemon {
     if manager.is_empty() || manager.len() > 128 || manager.chars().any(|c| c.is_control()) {
         problems.push(Problem::new("daemon.field_manager", "must be 1 to 128 printable characters"));
     }
+    if raw.config_check_interval.0 < Duration::from_secs(1) {
+        problems.push(Problem::new("daemon.config_check_interval", "must be at least 1s"));
+    }
     Daemon {
         interval: raw.interval.0,
         listen,
         field_manager: raw.field_manager,
         dry_run: raw.dry_run,
         kube_timeout: raw.kube_timeout.0,
+        config_check_interval: raw.config_check_interval.0,
+        leader_election: leader_election(raw.leader_election, env, problems),
     }
+}
+
+/// client-go's validation: lease duration > renew deadline > 1.2 × retry period > 0.
+fn leader_election(
+    raw: RawLeaderElection,
+    env: &HashMap<String, String>,
+    problems: &mut Vec<Problem>,
+) -> Option<LeaderElection> {
+    if !raw.enabled {
+        return None;
+    }
+    let path = "daemon.leader_election";
+    let (duration, deadline, retry) = (raw.lease_duration.0, raw.renew_deadline.0, raw.retry_period.0);
+    if duration <= deadline {
+        problems.push(Problem::new(format!("{path}.lease_duration"), "must be longer than renew_deadline"));
+    }
+    if deadline.as_secs_f64() <= 1.2 * retry.as_secs_f64() {
+        problems.push(Problem::new(format!("{path}.renew_deadline"), "must be longer than 1.2 × retry_period"));
+    }
+    if retry.is_zero() {
+        problems.push(Problem::new(format!("{path}.retry_period"), "must be more than 0s"));
+    }
+    if raw.lease_name.is_empty() {
+        problems.push(Problem::new(format!("{path}.lease_name"), "must not be empty"));
+    }
+    // In a pod, the downward API gives its namespace and name (deploy/ sets both).
+    let namespace = raw.namespace.or_else(|| env.get("POD_NAMESPACE").cloned()).unwrap_or_else(|| "default".to_owned());
+    Some(LeaderElection {
+        lease_name: raw.lease_name,
+        namespace,
+        lease_duration: duration,
+        renew_deadline: deadline,
+        retry_period: retry,
+    })
 }
 
 /// One `[sources.NAME]` table: the keys every kind shares, then the kind's own.
