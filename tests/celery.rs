@@ -7,7 +7,7 @@ use std::time::Duration;
 use queue_autoscaler::secret::SecretUrl;
 use queue_autoscaler::source::celery::CelerySettings;
 use queue_autoscaler::source::{Settings, Source, SourceError, SourceSpec};
-use support::redis::{self as test_redis, push, unacked_entry};
+use support::redis::{self as test_redis, PrivateRedis, push, unacked_entry};
 use support::unique;
 
 fn source(settings: CelerySettings) -> Source {
@@ -147,38 +147,6 @@ async fn an_unreachable_redis_is_a_connect_error_within_the_timeout() {
     let result = source_at(&format!("redis://127.0.0.1:{port}/0"), CelerySettings::for_queues(&["q"])).poll().await;
     assert!(matches!(result, Err(SourceError::Connect(_))), "{result:?}");
     assert!(started.elapsed() < Duration::from_secs(3));
-}
-
-/// A private redis-server on a free port, for faults the shared one must not suffer.
-struct PrivateRedis {
-    port: u16,
-    child: std::process::Child,
-}
-
-impl PrivateRedis {
-    fn start(port: u16, extra: &[&str]) -> PrivateRedis {
-        let child = std::process::Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .args(extra)
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .expect("redis-server must be installed for this test (Debian package redis-server)");
-        let server = PrivateRedis { port, child };
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return server;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("private redis-server on port {port} did not start");
-    }
-}
-
-impl Drop for PrivateRedis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 #[tokio::test]

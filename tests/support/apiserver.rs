@@ -31,6 +31,10 @@ pub struct ScaleWrite {
     /// `merge`, `apply`, `strategic` or `put`.
     pub method: &'static str,
     pub field_manager: Option<String>,
+    /// The bearer token of the writer (each test daemon can have its own).
+    pub token: Option<String>,
+    /// When the write arrived.
+    pub at: std::time::Instant,
 }
 
 /// A request as received: method and path with query.
@@ -60,6 +64,7 @@ struct Cluster {
     feed: tokio::sync::broadcast::Sender<Change>,
     /// Pod PATCHes received: (namespace, name, body).
     pod_patches: Vec<(String, String, Value)>,
+    leases: BTreeMap<(String, String), Value>,
     events: BTreeMap<(String, String), Value>,
     scale_writes: Vec<ScaleWrite>,
     requests: Vec<Request>,
@@ -77,6 +82,7 @@ impl Default for Cluster {
             changes: Vec::new(),
             feed: tokio::sync::broadcast::channel(1024).0,
             pod_patches: Vec::new(),
+            leases: BTreeMap::new(),
             events: BTreeMap::new(),
             scale_writes: Vec::new(),
             requests: Vec::new(),
@@ -116,13 +122,23 @@ impl ApiServer {
 
     /// Writes a kubeconfig pointing at this server into `dir` and returns its path.
     pub fn kubeconfig(&self, dir: &Path) -> PathBuf {
-        let path = dir.join("kubeconfig");
+        self.kubeconfig_with_token(dir, "test-token")
+    }
+
+    /// A kubeconfig whose user presents `token`, so that writes can be told apart by writer.
+    pub fn kubeconfig_with_token(&self, dir: &Path, token: &str) -> PathBuf {
+        let path = dir.join(format!("kubeconfig-{token}"));
         let text = format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: test\n  cluster:\n    server: {}\nusers:\n- name: test\n  user:\n    token: test-token\ncontexts:\n- name: test\n  context:\n    cluster: test\n    user: test\n    namespace: default\ncurrent-context: test\n",
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: test\n  cluster:\n    server: {}\nusers:\n- name: test\n  user:\n    token: {token}\ncontexts:\n- name: test\n  context:\n    cluster: test\n    user: test\n    namespace: default\ncurrent-context: test\n",
             self.url
         );
         std::fs::write(&path, text).expect("write kubeconfig");
         path
+    }
+
+    /// A Lease as stored now.
+    pub fn lease(&self, namespace: &str, name: &str) -> Option<Value> {
+        self.lock().leases.get(&(namespace.to_owned(), name.to_owned())).cloned()
     }
 
     /// Adds a Deployment with `replicas` and pod labels `app=<name>`.
@@ -424,6 +440,11 @@ async fn handle(
     let query = uri.query().unwrap_or("");
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     let content_type = headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("");
+    let token = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::to_owned);
     let body: Value = if body.is_empty() { Value::Null } else { serde_json::from_slice(&body).unwrap_or(Value::Null) };
     match (method.as_str(), segments.as_slice()) {
         ("GET", ["apis", "apps", "v1", "namespaces", ns, "deployments", name]) => match cluster.deployment(ns, name) {
@@ -443,7 +464,7 @@ async fn handle(
                 (_, t) if t.starts_with("application/strategic-merge-patch") => "strategic",
                 _ => "merge",
             };
-            cluster.write_scale(ns, name, &body, kind, field_manager(query))
+            cluster.write_scale(ns, name, &body, kind, field_manager(query), token)
         }
         ("GET", ["api", "v1", "namespaces", ns, "pods"]) => list_or_watch(&cluster, "pods", Some(ns), query),
         ("GET", ["api", "v1", "pods"]) => list_or_watch(&cluster, "pods", None, query),
@@ -463,6 +484,40 @@ async fn handle(
             merge(&mut pod, &body);
             cluster.upsert_pod(ns, name, pod.clone());
             ok(cluster.pods[&key].clone())
+        }
+        ("GET", ["apis", "coordination.k8s.io", "v1", "namespaces", ns, "leases", name]) => {
+            match cluster.leases.get(&(ns.to_string(), name.to_string())) {
+                Some(lease) => ok(lease.clone()),
+                None => not_found("leases.coordination.k8s.io", name),
+            }
+        }
+        ("POST", ["apis", "coordination.k8s.io", "v1", "namespaces", ns, "leases"]) => {
+            let name = body["metadata"]["name"].as_str().unwrap_or_default().to_owned();
+            let key = (ns.to_string(), name.clone());
+            if cluster.leases.contains_key(&key) {
+                return status(
+                    StatusCode::CONFLICT,
+                    "AlreadyExists",
+                    &format!("leases.coordination.k8s.io \"{name}\" already exists"),
+                );
+            }
+            let mut lease = cluster.stamp(body);
+            lease["metadata"]["namespace"] = json!(ns);
+            cluster.leases.insert(key, lease.clone());
+            respond(StatusCode::CREATED, &lease)
+        }
+        ("PUT", ["apis", "coordination.k8s.io", "v1", "namespaces", ns, "leases", name]) => {
+            let key = (ns.to_string(), name.to_string());
+            let Some(current) = cluster.leases.get(&key) else {
+                return not_found("leases.coordination.k8s.io", name);
+            };
+            // A replace must carry the version it read: the optimistic lock leader election relies on.
+            if body["metadata"]["resourceVersion"] != current["metadata"]["resourceVersion"] {
+                return conflict(name);
+            }
+            let lease = cluster.stamp(body);
+            cluster.leases.insert(key, lease.clone());
+            ok(lease)
         }
         ("POST", ["apis", "events.k8s.io", "v1", "namespaces", ns, "events"]) => {
             let mut event = body;
@@ -500,6 +555,7 @@ impl Cluster {
         body: &Value,
         method: &'static str,
         field_manager: Option<String>,
+        token: Option<String>,
     ) -> Response {
         let key = (ns.to_owned(), name.to_owned());
         let Some(current_version) = self.deployments.get(&key).map(|d| d["metadata"]["resourceVersion"].clone()) else {
@@ -517,13 +573,10 @@ impl Cluster {
         let Some(replicas) = body["spec"]["replicas"].as_i64() else {
             return status(StatusCode::UNPROCESSABLE_ENTITY, "Invalid", "spec.replicas: Required value");
         };
-        self.scale_writes.push(ScaleWrite {
-            namespace: ns.to_owned(),
-            name: name.to_owned(),
-            replicas,
-            method,
-            field_manager,
-        });
+        let at = std::time::Instant::now();
+        let write =
+            ScaleWrite { namespace: ns.to_owned(), name: name.to_owned(), replicas, method, field_manager, token, at };
+        self.scale_writes.push(write);
         let version = self.bump();
         let d = self.deployments.get_mut(&key).expect("checked above");
         d["spec"]["replicas"] = json!(replicas);

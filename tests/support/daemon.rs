@@ -45,12 +45,32 @@ impl Daemon {
         let dir = tempfile::tempdir().expect("tempdir");
         let config_path = dir.path().join("config.toml");
         std::fs::write(&config_path, config).expect("write config");
+        Daemon::spawn(dir, &config_path, args, kubeconfig, env)
+    }
+
+    /// Starts `queue-autoscaler <args…> --config PATH` on a config file the test manages.
+    pub fn start_with_config_path(
+        config: &Path,
+        args: &[&str],
+        kubeconfig: Option<&Path>,
+        env: &[(&str, &str)],
+    ) -> Daemon {
+        Daemon::spawn(tempfile::tempdir().expect("tempdir"), config, args, kubeconfig, env)
+    }
+
+    fn spawn(
+        dir: tempfile::TempDir,
+        config: &Path,
+        args: &[&str],
+        kubeconfig: Option<&Path>,
+        env: &[(&str, &str)],
+    ) -> Daemon {
         let log = dir.path().join("daemon.log");
         let log_file = std::fs::File::create(&log).expect("log file");
         let child = command(kubeconfig, env)
             .args(args)
             .arg("--config")
-            .arg(&config_path)
+            .arg(config)
             .stdout(Stdio::null())
             .stderr(log_file)
             .spawn()
@@ -77,6 +97,17 @@ impl Daemon {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// SIGKILL: the process dies without any cleanup (no lease release).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Sends a signal (`HUP`, `TERM`, …) by name.
+    pub fn signal(&self, name: &str) {
+        Command::new("kill").args([&format!("-{name}"), &self.child.id().to_string()]).status().expect("kill");
     }
 
     pub fn is_running(&mut self) -> bool {

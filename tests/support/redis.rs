@@ -1,5 +1,7 @@
 //! The machine's real Redis, and messages in kombu's real format.
 
+use std::time::Duration;
+
 use redis::aio::MultiplexedConnection;
 use serde_json::json;
 
@@ -64,5 +66,37 @@ pub async fn clean(connection: &mut MultiplexedConnection, prefix: &str) {
     let keys: Vec<String> = redis::cmd("KEYS").arg(format!("{prefix}*")).query_async(connection).await.expect("KEYS");
     if !keys.is_empty() {
         let () = redis::cmd("DEL").arg(keys).query_async(connection).await.expect("DEL");
+    }
+}
+
+/// A private redis-server on a free port, for faults the shared one must not suffer.
+pub struct PrivateRedis {
+    pub port: u16,
+    child: std::process::Child,
+}
+
+impl PrivateRedis {
+    pub fn start(port: u16, extra: &[&str]) -> PrivateRedis {
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args(extra)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server must be installed for this test (Debian package redis-server)");
+        let server = PrivateRedis { port, child };
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return server;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("private redis-server on port {port} did not start");
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
