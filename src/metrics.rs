@@ -9,9 +9,10 @@ use std::time::Duration;
 use metrics::{Label, counter, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
-use crate::policy::Decision;
 use crate::policy::spot::{Placement, Split};
+use crate::policy::{Decision, Reason};
 use crate::source::{Kind, Reading, SourceError};
+use crate::target::TargetError;
 
 pub const SOURCE_VALUE: &str = "queue_autoscaler_source_value";
 pub const SOURCE_POLL_SECONDS: &str = "queue_autoscaler_source_poll_seconds";
@@ -82,6 +83,7 @@ impl Metrics {
                 gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
                 counter!(CONFIG_RELOADS).absolute(0);
                 counter!(CONFIG_RELOAD_ERRORS).absolute(0);
+                let _ = histogram!(LOOP_SECONDS);
                 Metrics { handle }
             })
             .clone()
@@ -97,6 +99,7 @@ impl Metrics {
     pub fn register_source(&self, source: &str, kind: Kind) {
         let labels = source_labels(source, kind);
         gauge!(SOURCE_VALUE, labels.clone()).set(0.0);
+        let _ = histogram!(SOURCE_POLL_SECONDS, labels.clone());
         counter!(SOURCE_SKIPPED, labels.clone()).absolute(0);
         for error in SourceError::LABELS {
             counter!(SOURCE_ERRORS, with(&labels, "error", error)).absolute(0);
@@ -109,6 +112,13 @@ impl Metrics {
             counter!(SCALE_EVENTS, with(&target.0, "direction", direction)).absolute(0);
         }
         gauge!(TARGET_DESIRED, target.0.clone()).set(0.0);
+        gauge!(TARGET_CURRENT, target.0.clone()).set(0.0);
+        for error in TargetError::LABELS {
+            counter!(TARGET_ERRORS, with(&target.0, "error", error)).absolute(0);
+        }
+        for reason in Reason::LABELS {
+            counter!(DECISIONS, with(&target.0, "reason", reason)).absolute(0);
+        }
         for capacity in ["on_demand", "spot"] {
             for state in ["desired", "current"] {
                 gauge!(TARGET_REPLICAS, replicas_labels(target, capacity, state)).set(0.0);

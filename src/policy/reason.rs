@@ -82,6 +82,28 @@ pub enum Limit {
 }
 
 impl Reason {
+    /// Every label [`Reason::label`] can return.
+    pub const LABELS: [&'static str; 18] = [
+        "paused",
+        "paused_replicas",
+        "out_of_bounds",
+        "metric",
+        "held_on_failure",
+        "fallback",
+        "scale_up_stabilized",
+        "scale_down_stabilized",
+        "scale_up_policy",
+        "scale_down_policy",
+        "scale_up_disabled",
+        "scale_down_disabled",
+        "max_replicas",
+        "min_replicas",
+        "cooldown",
+        "step_to_one",
+        "busy_workers",
+        "busy_unknown",
+    ];
+
     /// A short, stable identifier for metric labels and Event reasons.
     pub fn label(&self) -> &'static str {
         match self {

@@ -324,3 +324,36 @@ fn busy_workers_floor_a_metric_scale_down() {
     d.protect_busy(8, 5);
     assert_eq!(d.replicas, 2);
 }
+
+#[test]
+fn every_reason_label_is_listed() {
+    let policy = RatePolicy { unit: Pods, value: 1, period: secs(1) };
+    let limits = [
+        Limit::UpStabilized { window: secs(1) },
+        Limit::DownStabilized { window: secs(1) },
+        Limit::UpPolicy { policy, allowed: 1 },
+        Limit::DownPolicy { policy, allowed: 1 },
+        Limit::UpDisabled,
+        Limit::DownDisabled,
+        Limit::Bound(Bound::Max(1)),
+        Limit::Bound(Bound::Min(1)),
+        Limit::Cooldown { remaining: secs(1) },
+        Limit::StepToOne,
+        Limit::BusyWorkers { busy: 1 },
+        Limit::BusyUnknown,
+    ];
+    let mut reasons: Vec<Reason> = limits
+        .into_iter()
+        .map(|limit| Reason::Metric { driver: None, wanted: 1, limit: Some(limit), failed: 0 })
+        .collect();
+    reasons.extend([
+        Reason::Paused,
+        Reason::PausedReplicas { replicas: 1 },
+        Reason::OutOfBounds { current: 1, bound: Bound::Max(1) },
+        Reason::Metric { driver: None, wanted: 1, limit: None, failed: 0 },
+        Reason::HeldOnFailure { failed: vec![], failures: 1 },
+        Reason::Fallback { failures: 1, fallback: Fallback::Hold },
+    ]);
+    let labels: std::collections::BTreeSet<_> = reasons.iter().map(Reason::label).collect();
+    assert_eq!(labels, Reason::LABELS.into_iter().collect(), "LABELS lists every label, once");
+}

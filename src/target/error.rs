@@ -29,6 +29,10 @@ impl TargetError {
         }
     }
 
+    /// Every label, Kubernetes errors and those of busy-aware scale-in, for zero registration.
+    pub const LABELS: [&'static str; 8] =
+        ["no_cluster", "not_found", "conflict", "forbidden", "api", "transport", "busy_source", "no_selector"];
+
     pub(super) fn from_kube(error: kube::Error) -> Self {
         match error {
             kube::Error::Api(status) => match status.code {
