@@ -11,7 +11,7 @@ rustup target list --installed | grep -qx "$target" || rustup target add "$targe
 command -v musl-gcc >/dev/null || { apt-get update -qq && apt-get install -y -qq musl-tools; }
 
 cargo build --release --locked --target "$target" --bin queue-autoscaler
-binary="target/$target/release/queue-autoscaler"
+binary="${CARGO_TARGET_DIR:-target}/$target/release/queue-autoscaler"
 
 # Static: no program interpreter, no dynamic section.
 if readelf -l "$binary" | grep -q "Requesting program interpreter"; then

@@ -35,6 +35,22 @@ need PostgreSQL "$(hostport "${TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:
 need MariaDB "$(hostport "${TEST_MYSQL_URL:-mysql://root@127.0.0.1:3306/mysql}")" \
   "start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd   (or set TEST_MYSQL_URL)"
 
+step "tools"
+# What the tests run besides cargo, installed from Debian when missing: kubectl renders deploy/,
+# prometheus and promtool check the metrics and the dashboard, redis-server and openssl make
+# private and TLS Redis servers.
+missing=()
+command -v kubectl >/dev/null || missing+=(kubernetes-client)
+{ command -v prometheus >/dev/null && command -v promtool >/dev/null; } || missing+=(prometheus)
+command -v redis-server >/dev/null || missing+=(redis-server)
+command -v openssl >/dev/null || missing+=(openssl)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing ${missing[*]}"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+echo "kubectl: $(kubectl version --client 2>/dev/null | head -1)"
+echo "prometheus: $(prometheus --version 2>&1 | head -1)"
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
@@ -43,6 +59,9 @@ cargo clippy --all-targets --locked -- -D warnings
 
 step "cargo test"
 cargo test --locked --all-features
+
+step "static build (what the container image ships)"
+scripts/static-build.sh
 
 echo
 echo "all tests passed"

@@ -179,6 +179,9 @@ impl App {
         for (name, spec) in config.sources.iter().filter(|(name, spec)| self.source_specs.get(*name) != Some(*spec)) {
             let source = Source::with_shared(spec, &mut self.shared).map_err(|e| (name.clone(), e))?;
             self.metrics.register_source(name, source.kind());
+            // `SecretUrl` displays with the password replaced.
+            let url = spec.url.as_ref().map(ToString::to_string).unwrap_or_default();
+            tracing::info!(source = %name, kind = source.kind().as_str(), %url, "source ready");
             built.insert(name.clone(), source);
         }
         for name in config.sources.keys() {
