@@ -74,6 +74,22 @@ pub struct Target {
     pub spot: Option<SpotTarget>,
     /// Busy-aware scale-in, when `protect_busy_workers = true`.
     pub busy: Option<BusyWorkers>,
+    /// How the workload behaves, for `simulate`.
+    pub simulation: Option<Simulation>,
+}
+
+/// `[targets.simulation]`: the workload model `simulate` replays a trace through.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Simulation {
+    /// Tasks (or messages) per second one ready replica completes.
+    pub throughput_per_replica: f64,
+    /// From a scale-up to a replica that works (scheduling, image, start-up).
+    pub startup_delay: Duration,
+    /// Spot interruptions per spot replica-hour (each replaced after `startup_delay`).
+    pub spot_interruption_rate: f64,
+    /// Price of one replica-hour.
+    pub on_demand_price: f64,
+    pub spot_price: f64,
 }
 
 /// Scale-in that never kills a busy worker.

@@ -15,5 +15,6 @@ pub mod config;
 pub mod metrics;
 pub mod policy;
 pub mod secret;
+pub mod simulate;
 pub mod source;
 pub mod target;

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use queue_autoscaler::commands::{self, Output};
+use queue_autoscaler::commands::{self, Baseline, Output, SimulateOutputs};
 
 #[derive(Parser)]
 #[command(name = "queue-autoscaler", version, about = "Scales Kubernetes worker Deployments from queue depth")]
@@ -31,6 +31,27 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
     },
+    /// Replay a trace of arrivals through the policy (and KEDA's defaults); nothing else needed.
+    Simulate {
+        #[arg(long)]
+        config: PathBuf,
+        /// CSV of `seconds,arrivals` (or one column per source).
+        #[arg(long)]
+        trace: PathBuf,
+        /// The target to simulate (default: the first with a [targets.simulation] block).
+        #[arg(long)]
+        target: Option<String>,
+        /// Write a chart.
+        #[arg(long)]
+        svg: Option<PathBuf>,
+        /// Write the per-second timeline.
+        #[arg(long)]
+        csv: Option<PathBuf>,
+        #[arg(long, value_enum, default_value = "table")]
+        output: Output,
+        #[arg(long, value_enum)]
+        baseline: Option<Baseline>,
+    },
     /// Poll every source once, decide every target, print, exit.
     Once {
         #[arg(long)]
@@ -51,5 +72,9 @@ async fn main() -> ExitCode {
         Command::Run { config, dry_run } => commands::run(&config, dry_run).await,
         Command::Validate { config } => commands::validate(&config),
         Command::Once { config, dry_run, output } => commands::once(&config, dry_run, output).await,
+        Command::Simulate { config, trace, target, svg, csv, output, baseline } => {
+            let outputs = SimulateOutputs { svg: svg.as_deref(), csv: csv.as_deref(), output, baseline };
+            commands::simulate(&config, &trace, target.as_deref(), &outputs)
+        }
     }
 }

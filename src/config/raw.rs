@@ -1,6 +1,7 @@
 //! The TOML shapes (serde) and their conversion into validated values.
 
 mod fields;
+mod simulation;
 mod spot;
 mod target;
 

@@ -357,3 +357,22 @@ fn every_reason_label_is_listed() {
     let labels: std::collections::BTreeSet<_> = reasons.iter().map(Reason::label).collect();
     assert_eq!(labels, Reason::LABELS.into_iter().collect(), "LABELS lists every label, once");
 }
+
+#[test]
+fn hpa_average_value_with_the_tolerance() {
+    // k8s.md §1.3: 95 messages at AverageValue 10 → ceil(9.5) = 10; with 10 replicas the ratio
+    // 0.95 is within the 10% tolerance, so the HPA keeps 10.
+    assert_eq!(hpa_average_value(95.0, 10.0, 3, 0.1), 10);
+    assert_eq!(hpa_average_value(95.0, 10.0, 10, 0.1), 10);
+    assert_eq!(hpa_average_value(105.0, 10.0, 10, 0.1), 10, "ratio 1.05: within");
+    assert_eq!(hpa_average_value(112.0, 10.0, 10, 0.1), 12, "ratio 1.12: outside");
+    assert_eq!(hpa_average_value(85.0, 10.0, 10, 0.1), 9);
+    assert_eq!(hpa_average_value(20.0, 5.0, 0, 0.1), 4, "KEDA docs: queue 20, threshold 5 → 4");
+}
+
+#[test]
+fn hpa_normalize_is_the_behavior_alone() {
+    let policy = target(1, 100);
+    let mut history = History::new();
+    assert_eq!(hpa_normalize(&policy, &mut history, 3, 1000, secs(0)), 7);
+}

@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::fields::{FallbackReplicas, HumanDuration};
+use super::simulation::{self, RawSimulation};
 use super::spot::{self, RawSpot};
 use crate::config::{BusyWorkers, Daemon, Problem, Target};
 use crate::policy::{Fallback, RatePolicy, RateUnit, ScalingRules, Select, TargetPolicy, TriggerPolicy};
@@ -37,6 +38,8 @@ pub(super) struct RawTarget {
     busy_workers_source: Option<String>,
     #[serde(default = "default_true")]
     busy_workers_floor: bool,
+    #[serde(default)]
+    simulation: Option<RawSimulation>,
 }
 
 fn default_true() -> bool {
@@ -178,7 +181,17 @@ fn target(
     };
     let busy = busy_workers(&raw, path, sources, problems);
     let spot = raw.spot.map(|s| spot::spot(s, &raw.deployment, &format!("{path}.spot"), problems));
-    Target { name: raw.name, namespace: raw.namespace, deployment: raw.deployment, interval, policy, spot, busy }
+    let simulation = raw.simulation.map(|s| simulation::simulation(s, &format!("{path}.simulation"), problems));
+    Target {
+        name: raw.name,
+        namespace: raw.namespace,
+        deployment: raw.deployment,
+        interval,
+        policy,
+        spot,
+        busy,
+        simulation,
+    }
 }
 
 fn trigger(

@@ -1,0 +1,86 @@
+//! `simulate` through the real binary: the bundled traces, the outputs, and bad input.
+
+mod support;
+
+use serde_json::Value;
+use support::daemon::run;
+
+const EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/config.example.toml");
+const NIGHTLY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/traces/airflow-nightly.csv");
+
+fn simulate(extra: &[&str]) -> std::process::Output {
+    let mut args =
+        vec!["simulate", "--config", EXAMPLE, "--trace", NIGHTLY, "--target", "airflow-workers", "--baseline", "keda"];
+    args.extend_from_slice(extra);
+    run(&args, None, &[])
+}
+
+#[test]
+fn json_summary_side_by_side_with_files_and_the_same_every_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let (svg, csv) = (dir.path().join("chart.svg"), dir.path().join("timeline.csv"));
+    let out = simulate(&["--output", "json", "--svg", svg.to_str().unwrap(), "--csv", csv.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let json: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(json["target"], "airflow-workers");
+    for run in ["ours", "baseline"] {
+        let summary = &json[run];
+        assert_eq!(summary["tasks"], 13087, "every arrival of the trace, {run}");
+        assert_eq!(summary["unfinished"], 0);
+        assert!(summary["wait_seconds"]["p95"].as_u64().unwrap() >= summary["wait_seconds"]["p50"].as_u64().unwrap());
+        assert!(summary["replica_hours"]["on_demand"].as_f64().unwrap() > 0.0);
+    }
+    assert!(json["ours"]["replica_hours"]["spot"].as_f64().unwrap() > 0.0, "the target has a spot twin");
+    assert_eq!(json["baseline"]["replica_hours"]["spot"], 0.0, "KEDA has no spot placement");
+    assert!(json["ours"]["cost"].as_f64().unwrap() < json["baseline"]["cost"].as_f64().unwrap());
+    let timeline = std::fs::read_to_string(&csv).unwrap();
+    assert!(timeline.starts_with(
+        "second,arrivals,backlog,on_demand,spot,ready,baseline_backlog,baseline_replicas,baseline_ready\n"
+    ));
+    assert!(timeline.lines().count() > 86_400);
+    assert!(std::fs::read_to_string(&svg).unwrap().starts_with("<svg"));
+    let again = simulate(&["--output", "json"]);
+    assert_eq!(serde_json::from_slice::<Value>(&again.stdout).unwrap(), json, "deterministic");
+}
+
+#[test]
+fn table_output_compares_with_keda() {
+    let out = simulate(&[]);
+    assert!(out.status.success());
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(table.contains("queue-autoscaler") && table.contains("KEDA + HPA defaults"), "{table}");
+    for row in [
+        "replica-hours on-demand",
+        "replica-hours spot",
+        "cost",
+        "wait p50",
+        "wait p95",
+        "wait max",
+        "peak backlog",
+        "rescales",
+    ] {
+        assert!(table.contains(row), "{row} missing:\n{table}");
+    }
+}
+
+#[test]
+fn bad_input_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("bad.csv");
+    std::fs::write(&trace, "seconds,arrivals\n0,5\n1,five\n").unwrap();
+    let out = run(&["simulate", "--config", EXAMPLE, "--trace", trace.to_str().unwrap()], None, &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("bad.csv: line 3: \"five\" is not a whole number of arrivals")
+    );
+    let out = run(&["simulate", "--config", EXAMPLE, "--trace", NIGHTLY, "--target", "nope"], None, &[]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no target named \"nope\""));
+    let columns = dir.path().join("columns.csv");
+    std::fs::write(&columns, "seconds,orders\n0,5\n").unwrap();
+    let out = run(&["simulate", "--config", EXAMPLE, "--trace", columns.to_str().unwrap()], None, &[]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("the trace has no column for source \"celery_default\""),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
