@@ -51,6 +51,11 @@ fi
 echo "kubectl: $(kubectl version --client 2>/dev/null | head -1)"
 echo "prometheus: $(prometheus --version 2>&1 | head -1)"
 
+step "kafka broker"
+TEST_KAFKA_BROKERS="$(scripts/kafka-broker.sh)"
+export TEST_KAFKA_BROKERS
+echo "kafka: $TEST_KAFKA_BROKERS"
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 

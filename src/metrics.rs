@@ -33,6 +33,11 @@ pub const LEADER: &str = "queue_autoscaler_leader";
 pub const CONFIG_RELOADS: &str = "queue_autoscaler_config_reloads_total";
 pub const CONFIG_RELOAD_ERRORS: &str = "queue_autoscaler_config_reload_errors_total";
 
+/// Off by default (one series per partition): `partition_metrics = true` on a Kafka source.
+pub const KAFKA_PARTITION_LAG: &str = "queue_autoscaler_kafka_partition_lag";
+/// Metrics a source exports only when asked to.
+pub const OPT_IN: [&str; 1] = [KAFKA_PARTITION_LAG];
+
 /// Every metric name, for documentation checks and dashboards.
 pub const ALL: [&str; 18] = [
     SOURCE_VALUE,
@@ -156,12 +161,27 @@ impl Metrics {
         }
     }
 
-    pub fn source_polled(&self, source: &str, kind: Kind, result: &Result<Reading, SourceError>, took: Duration) {
+    pub fn source_polled(
+        &self,
+        source: &str,
+        kind: Kind,
+        result: &Result<Reading, SourceError>,
+        took: Duration,
+        partitions: bool,
+    ) {
         let labels = source_labels(source, kind);
         histogram!(SOURCE_POLL_SECONDS, labels.clone()).record(took.as_secs_f64());
         match result {
             Ok(reading) => {
                 gauge!(SOURCE_VALUE, labels.clone()).set(reading.value);
+                for p in reading.partitions.iter().filter(|_| partitions) {
+                    let labels = [
+                        ("source", source.to_owned()),
+                        ("topic", p.topic.clone()),
+                        ("partition", p.partition.to_string()),
+                    ];
+                    gauge!(KAFKA_PARTITION_LAG, &labels).set(p.lag as f64);
+                }
                 if reading.skipped > 0 {
                     counter!(SOURCE_SKIPPED, labels).increment(reading.skipped);
                 }
@@ -264,6 +284,7 @@ fn describe() {
         TARGET_BUSY_PODS,
         "Worker pods running tasks, as last learned before a scale-down (busy-aware scale-in)."
     );
+    describe_gauge!(KAFKA_PARTITION_LAG, "Lag of each partition of a Kafka source (with partition_metrics = true).");
     describe_gauge!(LEADER, "1 while this replica holds the lease and may write (always 1 without leader election).");
     describe_counter!(CONFIG_RELOADS, "Config reloads taken into use.");
     describe_counter!(

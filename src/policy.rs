@@ -27,8 +27,21 @@ use std::time::Duration;
 pub enum Observation {
     /// The source answered with this value (queue depth, lag, task count).
     Value(f64),
+    /// A value whose recommendation may not exceed `cap` (a Kafka group cannot use more
+    /// consumers than its topics have partitions).
+    Capped { value: f64, cap: u32 },
     /// The poll failed; the value is unknown.
     Failed,
+}
+
+impl Observation {
+    /// The value, if the poll answered.
+    pub fn value(&self) -> Option<f64> {
+        match self {
+            Observation::Value(value) | Observation::Capped { value, .. } => Some(*value),
+            Observation::Failed => None,
+        }
+    }
 }
 
 /// A pause set by an operator on the Deployment.
@@ -152,6 +165,7 @@ fn recommend_each(policy: &TargetPolicy, observations: &[Observation]) -> Vec<Op
         .zip(observations)
         .map(|(trigger, observation)| match observation {
             Observation::Value(value) => Some(trigger.recommend(*value)),
+            Observation::Capped { value, cap } => Some(trigger.recommend(*value).min(*cap)),
             Observation::Failed => None,
         })
         .collect()
@@ -164,11 +178,12 @@ fn wanted(policy: &TargetPolicy, observations: &[Observation], recommended: &[Op
     if policy.min_replicas > 0 {
         return Some(highest);
     }
-    let active = policy.triggers.iter().zip(observations).any(|(trigger, observation)| match observation {
-        Observation::Value(value) => *value > trigger.activation,
-        // An unknown value may be above activation: never deactivate on a failed poll.
-        Observation::Failed => true,
-    });
+    // An unknown value may be above activation: never deactivate on a failed poll.
+    let active = policy
+        .triggers
+        .iter()
+        .zip(observations)
+        .any(|(trigger, observation)| observation.value().is_none_or(|value| value > trigger.activation));
     Some(if active { highest.max(1) } else { 0 })
 }
 

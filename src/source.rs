@@ -5,8 +5,10 @@
 
 pub mod airflow;
 pub mod celery;
+pub mod kafka;
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::secret::SecretUrl;
@@ -26,6 +28,7 @@ pub struct SourceSpec {
 pub enum Settings {
     Celery(celery::CelerySettings),
     Airflow(airflow::AirflowSettings),
+    Kafka(kafka::KafkaSettings),
 }
 
 /// The kinds of source, as named in `kind = "…"` and in metric labels.
@@ -33,15 +36,17 @@ pub enum Settings {
 pub enum Kind {
     Celery,
     Airflow,
+    Kafka,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 2] = [Kind::Celery, Kind::Airflow];
+    pub const ALL: [Kind; 3] = [Kind::Celery, Kind::Airflow, Kind::Kafka];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::Celery => "celery",
             Kind::Airflow => "airflow",
+            Kind::Kafka => "kafka",
         }
     }
 
@@ -55,6 +60,7 @@ impl Settings {
         match self {
             Settings::Celery(_) => Kind::Celery,
             Settings::Airflow(_) => Kind::Airflow,
+            Settings::Kafka(_) => Kind::Kafka,
         }
     }
 }
@@ -64,6 +70,8 @@ impl Settings {
 #[derive(Default)]
 pub struct Shared {
     databases: HashMap<String, airflow::Db>,
+    /// One Kafka client per cluster (brokers and client properties).
+    clusters: HashMap<BTreeMap<String, String>, Arc<kafka::Cluster>>,
 }
 
 /// What one successful poll measured.
@@ -73,6 +81,10 @@ pub struct Reading {
     pub value: f64,
     /// Entries that could not be understood and were left out (counted, never fatal).
     pub skipped: u64,
+    /// The most replicas this value can use (a Kafka group: its partitions), if limited.
+    pub cap: Option<u32>,
+    /// Per-partition detail (Kafka).
+    pub partitions: Vec<kafka::lag::PartitionLag>,
 }
 
 /// Why a poll failed. Each variant has a bounded metric label.
@@ -111,6 +123,7 @@ enum Backend {
     // Boxed: a Redis client is large beside the other kinds.
     Celery(Box<celery::CelerySource>),
     Airflow(airflow::AirflowSource),
+    Kafka(kafka::KafkaSource),
 }
 
 impl Source {
@@ -138,6 +151,18 @@ impl Source {
                 };
                 Backend::Airflow(airflow::AirflowSource::new(db, settings.clone()))
             }
+            Settings::Kafka(settings) => {
+                let properties = settings.client_properties();
+                let cluster = match shared.clusters.get(&properties) {
+                    Some(cluster) => cluster.clone(),
+                    None => {
+                        let cluster = Arc::new(kafka::Cluster::connect(&properties)?);
+                        shared.clusters.insert(properties, cluster.clone());
+                        cluster
+                    }
+                };
+                Backend::Kafka(kafka::KafkaSource::new(cluster, settings.clone(), spec.timeout))
+            }
         };
         Ok(Source { timeout: spec.timeout, backend })
     }
@@ -146,7 +171,13 @@ impl Source {
         match self.backend {
             Backend::Celery(_) => Kind::Celery,
             Backend::Airflow(_) => Kind::Airflow,
+            Backend::Kafka(_) => Kind::Kafka,
         }
+    }
+
+    /// Whether per-partition lag is exported as a metric (a Kafka source's `partition_metrics`).
+    pub fn partition_metrics(&self) -> bool {
+        matches!(&self.backend, Backend::Kafka(source) if source.partition_metrics())
     }
 
     /// Running tasks per worker hostname, for sources that know it (Airflow); `None` otherwise.
@@ -162,6 +193,7 @@ impl Source {
             match &self.backend {
                 Backend::Celery(source) => source.poll().await,
                 Backend::Airflow(source) => source.poll().await,
+                Backend::Kafka(source) => source.poll().await,
             }
         };
         tokio::time::timeout(self.timeout, poll).await.unwrap_or(Err(SourceError::Timeout(self.timeout)))

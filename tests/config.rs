@@ -175,7 +175,7 @@ fn invalid_toml_gives_the_line() {
 fn unknown_source_kinds_list_the_known_ones() {
     let found = problems(&MINIMAL.replace("kind = \"celery\"", "kind = \"sqs\""));
     assert!(
-        found.contains(&"line 3: sources.q.kind: unknown kind \"sqs\" (one of: celery, airflow)".to_owned()),
+        found.contains(&"line 3: sources.q.kind: unknown kind \"sqs\" (one of: celery, airflow, kafka)".to_owned()),
         "{found:#?}"
     );
 }
@@ -340,4 +340,36 @@ fn airflow_settings_and_defaults() {
     assert!(found[0].starts_with("line 5: sources.af.states: \"runing\" is not an Airflow task state"), "{found:#?}");
     let found = problems(&format!("{}{MINIMAL}", AIRFLOW.replace("url = \"postgres://airflow@db/airflow\"", "")));
     assert!(found[0].ends_with("sources.af.url: this airflow source needs `url` or `url_env`"), "{found:#?}");
+}
+
+const KAFKA: &str = "\n[sources.lag]\nkind = \"kafka\"\nbrokers = \"kafka:9092\"\ngroup = \"orders\"\n";
+
+#[test]
+fn kafka_sources_check_their_knobs() {
+    let text = format!("{KAFKA}offset_reset = \"oldest\"\nisolation = \"committed\"\nurl = \"kafka://x\"\n{MINIMAL}");
+    let found = problems(&text);
+    for expected in [
+        "sources.lag.offset_reset: \"oldest\" is not one of \"latest\", \"earliest\"",
+        "sources.lag.isolation: \"committed\" is not one of \"read_committed\", \"read_uncommitted\"",
+        "sources.lag.url: a kafka source takes `brokers`, not `url`",
+    ] {
+        assert!(found.iter().any(|p| p.ends_with(expected)), "missing {expected:?} in {found:#?}");
+    }
+    let own = format!("{KAFKA}[sources.lag.librdkafka]\n\"group.id\" = \"other\"\n{MINIMAL}");
+    assert!(problems(&own)[0].contains("group.id is set by the source itself"), "{:?}", problems(&own));
+}
+
+#[test]
+fn kafka_secrets_come_from_the_environment() {
+    let text = format!("{KAFKA}[sources.lag.librdkafka_env]\n\"sasl.password\" = \"KAFKA_PASSWORD\"\n{MINIMAL}");
+    let found = problems(&text);
+    assert!(
+        found[0].ends_with("sources.lag.librdkafka_env: environment variable KAFKA_PASSWORD is not set"),
+        "{found:#?}"
+    );
+    let env = [("KAFKA_PASSWORD".to_owned(), "hunter2".to_owned())];
+    let config = Config::parse(&text, env).unwrap();
+    let Settings::Kafka(kafka) = &config.sources["lag"].settings else { panic!("kafka") };
+    assert_eq!(kafka.client_properties()["sasl.password"], "hunter2");
+    assert!(!format!("{config:?}").contains("hunter2"));
 }

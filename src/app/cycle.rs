@@ -55,7 +55,7 @@ async fn poll(sources: &BTreeMap<String, Source>, needed: BTreeSet<&str>, metric
     let polls = needed.into_iter().filter_map(|name| sources.get_key_value(name)).map(|(name, source)| async move {
         let started = Instant::now();
         let result = source.poll().await;
-        metrics.source_polled(name, source.kind(), &result, started.elapsed());
+        metrics.source_polled(name, source.kind(), &result, started.elapsed(), source.partition_metrics());
         if let Err(error) = &result {
             tracing::warn!(source = %name, kind = source.kind().as_str(), error = %error, "poll failed");
         }

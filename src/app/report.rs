@@ -8,6 +8,8 @@ use super::cycle::Context;
 use crate::config::Target;
 use crate::policy::Decision;
 use crate::policy::spot::{Placement, Split};
+use crate::source::Kind;
+use crate::source::kafka::lag::PartitionLag;
 use crate::target::TargetError;
 use crate::target::spot::SpotHealth;
 
@@ -46,8 +48,11 @@ pub struct TriggerReport {
     /// `null` when the poll failed.
     pub value: Option<f64>,
     pub error: Option<String>,
-    /// `ceil(value / per_replica)`; `null` when the poll failed.
+    /// `ceil(value / per_replica)` (within a Kafka group's partitions); `null` when the poll failed.
     pub recommended: Option<u32>,
+    /// Per partition, for a Kafka source.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partitions: Option<Vec<PartitionLag>>,
 }
 
 /// Replicas per capacity type.
@@ -110,12 +115,18 @@ impl TargetReport {
             .zip(&decision.recommended)
             .map(|(trigger, recommended)| {
                 let reading = readings.get(&trigger.source);
+                let kind = sources.get(&trigger.source).map(|s| s.kind());
+                let partitions = match (kind, reading.and_then(|r| r.as_ref().ok())) {
+                    (Some(Kind::Kafka), Some(r)) => Some(r.partitions.clone()),
+                    _ => None,
+                };
                 TriggerReport {
                     source: trigger.source.clone(),
                     kind: sources.get(&trigger.source).map_or("unknown", |s| s.kind().as_str()),
                     value: reading.and_then(|r| r.as_ref().ok()).map(|r| r.value),
                     error: reading.and_then(|r| r.as_ref().err()).map(ToString::to_string),
                     recommended: *recommended,
+                    partitions,
                 }
             })
             .collect();

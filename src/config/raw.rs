@@ -14,7 +14,7 @@ use serde::de::DeserializeOwned;
 use super::env::Override;
 use super::{Config, Daemon, LeaderElection, Problem};
 use crate::secret::SecretUrl;
-use crate::source::{Kind, Settings, SourceSpec, airflow, celery};
+use crate::source::{Kind, Settings, SourceSpec, airflow, celery, kafka};
 use fields::HumanDuration;
 
 #[derive(Deserialize, Default)]
@@ -271,6 +271,20 @@ fn source(
             let settings: airflow::AirflowSettings = deserialize(rest, &path, problems)?;
             report(&path, settings.problems(), problems);
             Settings::Airflow(settings)
+        }
+        Kind::Kafka => {
+            let mut settings: kafka::KafkaSettings = deserialize(rest, &path, problems)?;
+            report(&path, settings.problems(), problems);
+            for variable in settings.resolve_env(env) {
+                problems.push(Problem::new(
+                    join(&path, "librdkafka_env"),
+                    format!("environment variable {variable} is not set"),
+                ));
+            }
+            if shared.url_given {
+                problems.push(Problem::new(join(&path, "url"), "a kafka source takes `brokers`, not `url`"));
+            }
+            return Some(SourceSpec { url: None, timeout: shared.timeout, settings: Settings::Kafka(settings) });
         }
     };
     if !shared.url_given {

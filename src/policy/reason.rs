@@ -46,6 +46,8 @@ pub struct Driver {
     pub value: f64,
     /// Whether the target was active (any value above its activation; always with min ≥ 1).
     pub active: bool,
+    /// The cap on this trigger's recommendation (a Kafka topic's partitions), if it had one.
+    pub cap: Option<u32>,
 }
 
 /// What kept the decision from what the metrics wanted.
@@ -145,18 +147,19 @@ impl Driver {
         recommended: &[Option<u32>],
     ) -> Option<Driver> {
         let active = policy.min_replicas > 0
-            || policy.triggers.iter().zip(observations).any(|(t, o)| match o {
-                Observation::Value(v) => *v > t.activation,
-                Observation::Failed => true,
-            });
+            || policy.triggers.iter().zip(observations).any(|(t, o)| o.value().is_none_or(|v| v > t.activation));
         let (index, _) = recommended
             .iter()
             .enumerate()
             .filter_map(|(i, r)| r.map(|r| (i, r)))
             .rev() // max_by_key keeps the last maximum: reversed, the first trigger wins ties
             .max_by_key(|(_, r)| *r)?;
-        let Observation::Value(value) = observations[index] else { return None };
-        Some(Driver { source: policy.triggers[index].source.clone(), value, active })
+        let value = observations[index].value()?;
+        let cap = match observations[index] {
+            Observation::Capped { cap, .. } => Some(cap),
+            _ => None,
+        };
+        Some(Driver { source: policy.triggers[index].source.clone(), value, active, cap })
     }
 }
 
@@ -175,7 +178,12 @@ impl fmt::Display for Reason {
             }
             Reason::Metric { driver, wanted, limit, failed } => {
                 match driver {
-                    Some(d) if d.active => write!(f, "{}={} → {wanted} wanted", d.source, d.value)?,
+                    Some(Driver { source, value, active: true, cap: Some(cap) }) => {
+                        write!(f, "{source}={value} (at most {cap}: its partitions) → {wanted} wanted")?
+                    }
+                    Some(Driver { source, value, active: true, cap: None }) => {
+                        write!(f, "{source}={value} → {wanted} wanted")?
+                    }
                     Some(d) => {
                         write!(f, "{}={} (every trigger at or below activation) → {wanted} wanted", d.source, d.value)?
                     }

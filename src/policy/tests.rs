@@ -376,3 +376,12 @@ fn hpa_normalize_is_the_behavior_alone() {
     let mut history = History::new();
     assert_eq!(hpa_normalize(&policy, &mut history, 3, 1000, secs(0)), 7);
 }
+
+#[test]
+fn a_capped_observation_never_recommends_past_its_cap() {
+    let mut run = Run::new(target(1, 100), 10);
+    let d = run.step(0, &[Observation::Capped { value: 1000.0, cap: 12 }]);
+    assert_eq!((d.recommended.clone(), d.replicas), (vec![Some(12)], 12));
+    let d = run.step(1, &[Observation::Capped { value: 5.0, cap: 12 }]);
+    assert_eq!(d.recommended, vec![Some(5)], "under the cap: the plain recommendation");
+}

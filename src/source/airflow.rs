@@ -105,7 +105,7 @@ impl AirflowSource {
     pub async fn poll(&self) -> Result<Reading, SourceError> {
         let (filter, binds) = self.filter(&self.settings.states).await?;
         let count = self.db.count(&format!("SELECT COUNT(*) FROM {TABLE} WHERE {filter}"), &binds).await?;
-        Ok(Reading { value: count.max(0) as f64, skipped: 0 })
+        Ok(Reading { value: count.max(0) as f64, ..Reading::default() })
     }
 
     /// Running task instances per `hostname` (the worker pod's name or FQDN), same filters.

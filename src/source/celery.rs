@@ -168,7 +168,7 @@ impl CelerySource {
             pipe.cmd("LLEN").arg(key);
         }
         let lengths: Vec<u64> = pipe.query_async(connection).await.map_err(|e| self.query_error(e))?;
-        let mut reading = Reading { value: lengths.iter().sum::<u64>() as f64, skipped: 0 };
+        let mut reading = Reading { value: lengths.iter().sum::<u64>() as f64, ..Reading::default() };
         if let Some(key) = &self.unacked_key {
             let (reserved, skipped) = self.count_unacked(connection, key).await?;
             reading.value += reserved as f64;

@@ -4,6 +4,7 @@
 pub mod airflow;
 pub mod apiserver;
 pub mod daemon;
+pub mod kafka;
 pub mod redis;
 
 use std::time::Duration;

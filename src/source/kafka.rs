@@ -1,0 +1,291 @@
+//! Kafka consumer-group lag (../shared/reference/keda.md §1, sources.md §4-5): the total lag of
+//! one group over its topics, with KEDA's knobs and without its bugs.
+//!
+//! Per poll: one OffsetFetch for the group and one ListOffsets per partition leader (plus one
+//! more per leader for log starts, only for uncommitted partitions under `earliest`); metadata
+//! only for the group's topics, cached for a minute. One client per cluster, shared by every
+//! source on it; the blocking librdkafka calls run on the blocking pool, bounded by the timeout.
+
+mod cluster;
+pub mod lag;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rdkafka::Offset;
+use serde::Deserialize;
+use serde::de::{self, Deserializer, Visitor};
+
+use super::{Reading, SourceError};
+pub use cluster::Cluster;
+use lag::{OffsetReset, Offsets, PartitionLag, Persistence};
+
+/// `kind = "kafka"` settings.
+#[derive(Clone, PartialEq, Deserialize)]
+pub struct KafkaSettings {
+    /// Bootstrap brokers, `host:port[,host:port…]`.
+    pub brokers: String,
+    /// The consumer group whose lag is measured.
+    pub group: String,
+    /// Topics to measure; empty: every topic the group has committed offsets for.
+    #[serde(default)]
+    pub topics: Vec<String>,
+    /// `latest` or `earliest`: what the group does with no committed offset.
+    #[serde(default = "default_offset_reset")]
+    pub offset_reset: String,
+    /// `read_committed` (end = last stable offset) or `read_uncommitted` (high watermark).
+    #[serde(default = "default_isolation")]
+    pub isolation: String,
+    /// A recommendation never exceeds the partitions (the group cannot use more consumers).
+    #[serde(default = "default_true")]
+    pub cap_at_partitions: bool,
+    /// Cap at the partitions that have lag instead.
+    #[serde(default)]
+    pub limit_to_partitions_with_lag: bool,
+    /// Leave out a partition whose commit has not moved for `persistent_lag_polls` polls while
+    /// it lags (a stuck consumer that more replicas would not help).
+    #[serde(default)]
+    pub exclude_persistent_lag: bool,
+    #[serde(default = "default_persistent_lag_polls")]
+    pub persistent_lag_polls: u32,
+    /// Export each partition's lag as a metric (off by default: one series per partition).
+    #[serde(default)]
+    pub partition_metrics: bool,
+    /// Passed through to librdkafka: `security.protocol`, `sasl.*`, `ssl.*`, …
+    #[serde(default)]
+    pub librdkafka: BTreeMap<String, ConfValue>,
+    /// librdkafka properties read from environment variables (property → variable), to keep
+    /// secrets such as `sasl.password` out of the file.
+    #[serde(default)]
+    pub librdkafka_env: BTreeMap<String, String>,
+}
+
+fn default_offset_reset() -> String {
+    "latest".to_owned()
+}
+
+fn default_isolation() -> String {
+    "read_committed".to_owned()
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_persistent_lag_polls() -> u32 {
+    5
+}
+
+/// librdkafka properties this source sets itself.
+const OWN_PROPERTIES: [&str; 5] =
+    ["bootstrap.servers", "group.id", "isolation.level", "enable.auto.commit", "client.id"];
+
+/// A librdkafka property value: TOML strings, numbers and booleans, as librdkafka's strings.
+#[derive(Clone, PartialEq)]
+pub struct ConfValue(pub String);
+
+impl<'de> Deserialize<'de> for ConfValue {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ValueVisitor;
+        impl Visitor<'_> for ValueVisitor {
+            type Value = ConfValue;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string, number or boolean")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<ConfValue, E> {
+                Ok(ConfValue(v.to_owned()))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<ConfValue, E> {
+                Ok(ConfValue(v.to_string()))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<ConfValue, E> {
+                Ok(ConfValue(v.to_string()))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<ConfValue, E> {
+                Ok(ConfValue(v.to_string()))
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<ConfValue, E> {
+                Ok(ConfValue(v.to_string()))
+            }
+        }
+        deserializer.deserialize_any(ValueVisitor)
+    }
+}
+
+/// Whether a librdkafka property holds a secret (never shown).
+fn is_secret(property: &str) -> bool {
+    ["password", "secret", "key", "token", "oauthbearer.config", "jaas"].iter().any(|s| property.contains(s))
+}
+
+impl fmt::Debug for KafkaSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let librdkafka: BTreeMap<&str, &str> = self
+            .librdkafka
+            .iter()
+            .map(|(k, v)| (k.as_str(), if is_secret(k) { "***" } else { v.0.as_str() }))
+            .collect();
+        f.debug_struct("KafkaSettings")
+            .field("brokers", &self.brokers)
+            .field("group", &self.group)
+            .field("topics", &self.topics)
+            .field("offset_reset", &self.offset_reset)
+            .field("isolation", &self.isolation)
+            .field("librdkafka", &librdkafka)
+            .finish_non_exhaustive()
+    }
+}
+
+impl KafkaSettings {
+    /// Problems with the values, as `(key, message)`.
+    pub fn problems(&self) -> Vec<(&'static str, String)> {
+        let mut problems = Vec::new();
+        if self.brokers.trim().is_empty() {
+            problems.push(("brokers", "must name at least one broker (host:port)".to_owned()));
+        }
+        if self.group.is_empty() {
+            problems.push(("group", "must name the consumer group".to_owned()));
+        }
+        if !matches!(self.offset_reset.as_str(), "latest" | "earliest") {
+            problems.push(("offset_reset", format!("{:?} is not one of \"latest\", \"earliest\"", self.offset_reset)));
+        }
+        if !matches!(self.isolation.as_str(), "read_committed" | "read_uncommitted") {
+            problems.push((
+                "isolation",
+                format!("{:?} is not one of \"read_committed\", \"read_uncommitted\"", self.isolation),
+            ));
+        }
+        if self.persistent_lag_polls == 0 {
+            problems.push(("persistent_lag_polls", "must be at least 1".to_owned()));
+        }
+        for property in
+            self.librdkafka.keys().chain(self.librdkafka_env.keys()).filter(|k| OWN_PROPERTIES.contains(&k.as_str()))
+        {
+            problems
+                .push(("librdkafka", format!("{property} is set by the source itself (brokers, group, isolation)")));
+        }
+        problems
+    }
+
+    /// Takes `librdkafka_env` values from `env`; returns the variables that are not set.
+    pub fn resolve_env(&mut self, env: &std::collections::HashMap<String, String>) -> Vec<String> {
+        let mut missing = Vec::new();
+        for (property, variable) in &self.librdkafka_env {
+            match env.get(variable) {
+                Some(value) => {
+                    self.librdkafka.insert(property.clone(), ConfValue(value.clone()));
+                }
+                None => missing.push(variable.clone()),
+            }
+        }
+        missing
+    }
+
+    /// The client's librdkafka properties (what identifies a shared cluster client).
+    pub fn client_properties(&self) -> BTreeMap<String, String> {
+        let mut properties: BTreeMap<String, String> =
+            self.librdkafka.iter().map(|(k, v)| (k.clone(), v.0.clone())).collect();
+        properties.insert("bootstrap.servers".into(), self.brokers.clone());
+        properties.insert("isolation.level".into(), self.isolation.clone());
+        properties
+    }
+
+    fn reset(&self) -> OffsetReset {
+        if self.offset_reset == "earliest" { OffsetReset::Earliest } else { OffsetReset::Latest }
+    }
+}
+
+/// A group's lag, measured through a shared cluster client.
+pub struct KafkaSource {
+    cluster: Arc<Cluster>,
+    settings: KafkaSettings,
+    timeout: Duration,
+    persistence: Arc<Mutex<Persistence>>,
+}
+
+impl KafkaSource {
+    pub fn new(cluster: Arc<Cluster>, settings: KafkaSettings, timeout: Duration) -> Self {
+        KafkaSource { cluster, settings, timeout, persistence: Arc::default() }
+    }
+
+    pub fn partition_metrics(&self) -> bool {
+        self.settings.partition_metrics
+    }
+
+    pub async fn poll(&self) -> Result<Reading, SourceError> {
+        let (cluster, settings, timeout, persistence) =
+            (self.cluster.clone(), self.settings.clone(), self.timeout, self.persistence.clone());
+        tokio::task::spawn_blocking(move || measure(&cluster, &settings, timeout, &persistence))
+            .await
+            .map_err(|e| SourceError::Protocol(format!("the Kafka poll task failed: {e}")))?
+    }
+}
+
+/// One blocking poll: committed offsets, end offsets (and log starts where needed), the lag.
+fn measure(
+    cluster: &Cluster,
+    settings: &KafkaSettings,
+    timeout: Duration,
+    persistence: &Mutex<Persistence>,
+) -> Result<Reading, SourceError> {
+    cluster.drain_events();
+    let stable = settings.isolation == "read_committed";
+    let (committed, topics) = if settings.topics.is_empty() {
+        // Every topic the group has committed offsets for: OffsetFetch with no partitions.
+        let committed = cluster.committed(&settings.group, None, stable, timeout)?;
+        let topics: BTreeSet<String> = committed.keys().map(|(t, _)| t.clone()).collect();
+        (Some(committed), topics.into_iter().collect())
+    } else {
+        (None, settings.topics.clone())
+    };
+    let mut partitions = Vec::new();
+    for topic in &topics {
+        partitions.extend(cluster.partitions(topic, timeout)?.into_iter().map(|p| (topic.clone(), p)));
+    }
+    let (committed, ends) = match committed {
+        Some(committed) => (committed, cluster.offsets(&partitions, Offset::End, timeout)?),
+        None => std::thread::scope(|scope| {
+            // The OffsetFetch and the ListOffsets go to different brokers: send them together.
+            let ends = scope.spawn(|| cluster.offsets(&partitions, Offset::End, timeout));
+            let committed = cluster.committed(&settings.group, Some(&partitions), stable, timeout);
+            let ends =
+                ends.join().unwrap_or_else(|_| Err(SourceError::Protocol("the ListOffsets thread panicked".into())));
+            Ok::<_, SourceError>((committed?, ends?))
+        })?,
+    };
+    let reset = settings.reset();
+    let uncommitted: Vec<(String, i32)> = partitions.iter().filter(|p| !committed.contains_key(*p)).cloned().collect();
+    let lows = if reset == OffsetReset::Earliest && !uncommitted.is_empty() {
+        cluster.offsets(&uncommitted, Offset::Beginning, timeout)?
+    } else {
+        BTreeMap::new()
+    };
+    let offsets: Vec<Offsets> = partitions
+        .iter()
+        .map(|key| Offsets {
+            topic: key.0.clone(),
+            partition: key.1,
+            committed: committed.get(key).copied(),
+            end: ends.get(key).copied().unwrap_or(0),
+            low: lows.get(key).copied(),
+        })
+        .collect();
+    let mut persistence = persistence.lock().unwrap_or_else(|p| p.into_inner());
+    let tracking = settings.exclude_persistent_lag.then_some((&mut *persistence, settings.persistent_lag_polls));
+    let (lags, total) = lag::summarize(&offsets, reset, tracking);
+    Ok(Reading { value: total as f64, skipped: 0, cap: cap(settings, &lags), partitions: lags })
+}
+
+/// How many consumers the group could use: its partitions, or those with lag.
+fn cap(settings: &KafkaSettings, lags: &[PartitionLag]) -> Option<u32> {
+    if !settings.cap_at_partitions {
+        return None;
+    }
+    let usable = if settings.limit_to_partitions_with_lag {
+        lags.iter().filter(|l| l.lag > 0 && !l.persistent).count()
+    } else {
+        lags.len()
+    };
+    Some(u32::try_from(usable).unwrap_or(u32::MAX))
+}
