@@ -25,6 +25,9 @@ fn main() {
     let config = Config::parse(&text, [("POD_NAMESPACE".to_owned(), "bench".to_owned())]).expect("example config");
     let target = config.targets.iter().find(|t| t.name == "celery-workers").expect("celery-workers");
     let sim = target.simulation.as_ref().expect("a simulation block");
+    // The same target polled every second: a decision per step, a 300-entry scale-down window.
+    let mut every_second = target.clone();
+    every_second.interval = std::time::Duration::from_secs(1);
     // A week of a spiky web-app queue (the bundled trace's shape, seeded).
     let mut rng = SplitMix64::new(11);
     let arrivals: Vec<u64> = (0..WEEK)
@@ -47,6 +50,9 @@ fn main() {
         }),
         common::measure("with the daemon's policy, timeline kept (--csv/--svg)", steps, 1, 10, || {
             std::hint::black_box(simulate::run(target, sim, &arrivals, &mut Ours::new(target), 1, true));
+        }),
+        common::measure("with the daemon's policy, polling every 1 s (worst case)", steps, 1, 10, || {
+            std::hint::black_box(simulate::run(&every_second, sim, &arrivals, &mut Ours::new(&every_second), 1, false));
         }),
     ];
     common::report("simulate: one week at 1 s resolution (604,800 steps), one target", &samples);

@@ -170,7 +170,8 @@ async fn a_database_that_is_down_is_a_failed_poll_and_hides_the_password() {
             started.elapsed() < Duration::from_secs(5),
             "bounded by the source timeout (500 ms), with room for a loaded machine"
         );
-        assert!(matches!(error, SourceError::Connect(_)), "{url}: {error}");
+        // Usually a connect error; on a loaded machine the poll's own timeout may win the race.
+        assert!(matches!(error, SourceError::Connect(_) | SourceError::Timeout(_)), "{url}: {error}");
         assert!(!error.to_string().contains("s3cret"), "{error}");
     }
 }

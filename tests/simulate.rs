@@ -84,3 +84,19 @@ fn bad_input_is_a_clear_error() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn the_readme_shows_what_its_first_command_prints() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let start = readme.find("```text\nsimulate: target airflow-workers").expect("the README's output block")
+        + "```text\n".len();
+    let shown = &readme[start..start + readme[start..].find("```").unwrap()];
+    let args = ["simulate", "--config", "config.example.toml", "--trace", "examples/traces/airflow-nightly.csv"];
+    let out = std::process::Command::new(support::daemon::BIN)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(args)
+        .args(["--target", "airflow-workers", "--baseline", "keda"])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), shown, "update the README's block with the command's output");
+}

@@ -5,6 +5,7 @@
 //! Like the HPA, the history lives in memory and is seeded with the current replicas when a
 //! target is first seen, so a restart forgets it.
 
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use super::{Bound, Limit, RatePolicy, RateUnit, ScalingRules, Select, TargetPolicy};
@@ -12,8 +13,8 @@ use super::{Bound, Limit, RatePolicy, RateUnit, ScalingRules, Select, TargetPoli
 /// What the time-based rules of one target remember between decisions.
 #[derive(Debug, Clone, Default)]
 pub struct History {
-    /// Raw recommendations (before limits), newest last.
-    recommendations: Vec<Stamped>,
+    /// Raw recommendations (before limits), as the two window extremes need them.
+    recommendations: Extremes,
     /// Sizes of applied scale-ups and scale-downs, for the rate policies' periods.
     up_events: Vec<Stamped>,
     down_events: Vec<Stamped>,
@@ -104,17 +105,9 @@ impl History {
     /// in the down window; then remember the raw `desired`.
     fn stabilize(&mut self, policy: &TargetPolicy, current: u32, desired: u32, now: Duration) -> u32 {
         let (up_window, down_window) = (policy.scale_up.stabilization, policy.scale_down.stabilization);
-        let (mut up, mut down) = (desired, desired);
-        for r in &self.recommendations {
-            if within(r.at, up_window, now) {
-                up = up.min(r.value);
-            }
-            if within(r.at, down_window, now) {
-                down = down.max(r.value);
-            }
-        }
-        let keep = up_window.max(down_window);
-        self.recommendations.retain(|r| within(r.at, keep, now));
+        let (lowest, highest) = self.recommendations.extremes(up_window, down_window, now);
+        let up = lowest.map_or(desired, |l| l.min(desired));
+        let down = highest.map_or(desired, |h| h.max(desired));
         self.recommendations.push(Stamped { value: desired, at: now });
         current.max(up).min(down)
     }
@@ -182,6 +175,43 @@ impl History {
             (proposed, *p)
         });
         pick(rules.select, proposals, current, false)
+    }
+}
+
+/// The lowest recommendation of the last `up window` and the highest of the last `down window`,
+/// kept by two monotonic queues: amortized O(1) per decision, whatever the windows' lengths (a
+/// 300 s window of 1 s polls would otherwise be scanned whole at every poll).
+#[derive(Debug, Clone, Default)]
+struct Extremes {
+    /// Increasing values, oldest first: the front is the lowest still in the window.
+    lows: VecDeque<Stamped>,
+    /// Decreasing values, oldest first: the front is the highest still in the window.
+    highs: VecDeque<Stamped>,
+}
+
+impl Extremes {
+    fn push(&mut self, new: Stamped) {
+        // A recommendation older and no lower than a newer one can never again be the lowest
+        // (it leaves the window first); likewise for the highest.
+        while self.lows.back().is_some_and(|r| r.value >= new.value) {
+            self.lows.pop_back();
+        }
+        while self.highs.back().is_some_and(|r| r.value <= new.value) {
+            self.highs.pop_back();
+        }
+        self.lows.push_back(new);
+        self.highs.push_back(new);
+    }
+
+    /// Drops what has left each window, then reads the extremes (`None`: nothing in a window).
+    fn extremes(&mut self, up_window: Duration, down_window: Duration, now: Duration) -> (Option<u32>, Option<u32>) {
+        while self.lows.front().is_some_and(|r| !within(r.at, up_window, now)) {
+            self.lows.pop_front();
+        }
+        while self.highs.front().is_some_and(|r| !within(r.at, down_window, now)) {
+            self.highs.pop_front();
+        }
+        (self.lows.front().map(|r| r.value), self.highs.front().map(|r| r.value))
     }
 }
 

@@ -69,8 +69,8 @@ impl Scaler for Ours {
 /// replicas ≥ 1, with the 10 % tolerance and its default behavior.
 pub struct Keda {
     min: u32,
-    per_replica: f64,
-    activation: f64,
+    /// Each trigger's (per replica, activation): one HPA metric each; active if any is.
+    triggers: Vec<(f64, f64)>,
     hpa: TargetPolicy,
     history: History,
     last_active: Option<u64>,
@@ -83,9 +83,8 @@ pub const HPA_SYNC_PERIOD: u64 = 15;
 pub const HPA_TOLERANCE: f64 = 0.1;
 
 impl Keda {
-    /// The model for a target's bounds and (first) trigger.
+    /// The model for a target's bounds and triggers.
     pub fn new(target: &Target) -> Keda {
-        let trigger = target.policy.triggers.first();
         let min = target.policy.min_replicas;
         let hpa = TargetPolicy {
             // The HPA that KEDA creates has minReplicas = max(minReplicaCount, 1).
@@ -100,8 +99,7 @@ impl Keda {
         };
         Keda {
             min,
-            per_replica: trigger.map_or(1.0, |t| t.per_replica),
-            activation: trigger.map_or(0.0, |t| t.activation),
+            triggers: target.policy.triggers.iter().map(|t| (t.per_replica, t.activation)).collect(),
             hpa,
             history: History::new(),
             last_active: None,
@@ -114,7 +112,7 @@ impl Scaler for Keda {
         let mut replicas = provisioned.total();
         let mut decided = false;
         if t.is_multiple_of(KEDA_POLLING_INTERVAL) {
-            let active = backlog > self.activation;
+            let active = self.triggers.iter().any(|(_, activation)| backlog > *activation);
             if active {
                 self.last_active = Some(t);
             }
@@ -124,15 +122,22 @@ impl Scaler for Keda {
             } else if replicas > 0
                 && !active
                 && self.min == 0
-                && self.last_active.is_none_or(|at| t >= at + KEDA_COOLDOWN)
+                && self.last_active.is_none_or(|at| t > at + KEDA_COOLDOWN)
             {
-                // kedacore/keda#7770: from any N straight to 0.
+                // Once lastActiveTime + cooldownPeriod is before now, from any N straight to 0
+                // (kedacore/keda#7770).
                 replicas = 0;
                 decided = true;
             }
         }
         if t.is_multiple_of(HPA_SYNC_PERIOD) && replicas > 0 && !decided {
-            let desired = policy::hpa_average_value(backlog, self.per_replica, replicas, HPA_TOLERANCE);
+            // The HPA takes the highest proposal over its metrics (one per trigger).
+            let desired = self
+                .triggers
+                .iter()
+                .map(|(per_replica, _)| policy::hpa_average_value(backlog, *per_replica, replicas, HPA_TOLERANCE))
+                .max()
+                .unwrap_or(replicas);
             let now = Duration::from_secs(t);
             let next = policy::hpa_normalize(&self.hpa, &mut self.history, replicas, desired, now);
             if next != replicas {

@@ -166,6 +166,8 @@ fn pool_options<DB: sqlx::Database>(timeout: Duration) -> sqlx::pool::PoolOption
     sqlx::pool::PoolOptions::<DB>::new()
         .max_connections(MAX_CONNECTIONS)
         .min_connections(0)
-        .acquire_timeout(timeout)
+        // Inside the poll's own bound, so that a database that is down is reported as such
+        // (a connect error) rather than as the poll's timeout.
+        .acquire_timeout(timeout.mul_f64(0.8))
         .idle_timeout(Duration::from_secs(300))
 }
