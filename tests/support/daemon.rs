@@ -110,6 +110,11 @@ impl Daemon {
         Command::new("kill").args([&format!("-{name}"), &self.child.id().to_string()]).status().expect("kill");
     }
 
+    /// The process id, to read its footprint from /proc.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
     }
