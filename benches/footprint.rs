@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use support::apiserver::ApiServer;
 use support::daemon::{Daemon, free_port, http_get};
+use support::eventually;
 
 /// CPU is sampled over this many windows of this length, after the warm-up.
 const WINDOWS: usize = 3;
@@ -70,7 +71,10 @@ async fn measure(scenario: &Scenario) -> Footprint {
     let port = free_port();
     let config = config(scenario, &prefix, port);
     let daemon = Daemon::start(&config, &["run"], Some(&api.kubeconfig(dir.path())), &[]);
-    wait_ready(&daemon, port).await;
+    eventually(Duration::from_secs(30), "the daemon to become ready", || {
+        http_get(port, "/readyz").filter(|(status, _)| *status == 200)
+    })
+    .await;
     tokio::time::sleep(WARMUP).await;
 
     let pid = daemon.pid();
@@ -90,6 +94,7 @@ async fn measure(scenario: &Scenario) -> Footprint {
             .and_then(|v| v.parse().ok())
             .unwrap_or_else(|| panic!("{name} not in /proc/{pid}/status"))
     };
+    support::redis::clean(&mut support::redis::connect().await, &prefix).await;
     assert!(
         api.scale_writes().iter().any(|w| w.replicas > 1),
         "{}: the daemon never scaled up; log:\n{}",
@@ -130,25 +135,11 @@ fn config(scenario: &Scenario, prefix: &str, port: u16) -> String {
 
 async fn fill_queues(prefix: &str, scenario: &Scenario) {
     let mut redis = support::redis::connect().await;
-    let mut pipe = redis::pipe();
+    support::redis::clean(&mut redis, prefix).await;
     for t in 0..scenario.targets {
         for q in 0..scenario.queues_per_source {
-            let key = format!("{prefix}q{t}-{q}");
-            pipe.cmd("DEL").arg(&key).ignore();
-            for i in 0..40 {
-                let message = support::redis::kombu_message(&format!("{t}-{q}-{i}"), &key, 0, None);
-                pipe.cmd("LPUSH").arg(&key).arg(message).ignore();
-            }
+            support::redis::push(&mut redis, &format!("{prefix}q{t}-{q}"), &format!("q{t}-{q}"), 40).await;
         }
-    }
-    let () = pipe.query_async(&mut redis).await.expect("fill the queues");
-}
-
-async fn wait_ready(daemon: &Daemon, port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while http_get(port, "/readyz").map(|(status, _)| status) != Some(200) {
-        assert!(Instant::now() < deadline, "the daemon did not become ready; log:\n{}", daemon.log());
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
