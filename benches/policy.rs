@@ -8,7 +8,8 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use queue_autoscaler::policy::{
-    Fallback, History, Inputs, Observation, Pause, ScalingRules, TargetPolicy, TriggerPolicy, decide,
+    Fallback, History, Inputs, Load, Objective, Observation, Pause, Sample, ScalingRules, TargetPolicy, TriggerPolicy,
+    decide,
 };
 
 const DECISIONS: u64 = 10_000;
@@ -18,14 +19,38 @@ fn policy(triggers: usize) -> TargetPolicy {
         min_replicas: 0,
         max_replicas: 50,
         triggers: (0..triggers)
-            .map(|i| TriggerPolicy { source: format!("source-{i}"), per_replica: 16.0, activation: 0.0 })
+            .map(|i| TriggerPolicy { source: format!("source-{i}"), per_replica: Some(16.0), activation: 0.0 })
             .collect(),
         scale_up: ScalingRules::hpa_scale_up(),
         scale_down: ScalingRules::hpa_scale_down(),
         cooldown: Duration::from_secs(60),
         fallback_threshold: 3,
         fallback: Fallback::Hold,
+        objective: None,
     }
+}
+
+/// The same target sized for a 60 s p95 wait on 16-slot replicas of 30 s tasks.
+fn objective_policy() -> TargetPolicy {
+    let objective = Objective {
+        max_wait: Duration::from_secs(60),
+        slots: 16,
+        task_seconds: Some(30.0),
+        startup: Duration::from_secs(60),
+        hysteresis: Objective::DEFAULT_HYSTERESIS,
+    };
+    TargetPolicy {
+        scale_up: ScalingRules::unlimited(),
+        scale_down: ScalingRules::objective_scale_down(),
+        objective: Some(objective),
+        ..policy(1)
+    }
+}
+
+/// A source that counts: the backlog swings as `value`, the counters move with it.
+fn counted(i: u64) -> Observation {
+    let load = Load { waiting: value(i), in_flight: Some(100.0), completed: Some(i * 40), ..Load::default() };
+    Observation::Answered(Sample { value: value(i) + 100.0, cap: None, load })
 }
 
 /// A queue that swings between bursts and idle, sampled every `step`.
@@ -34,15 +59,15 @@ fn value(i: u64) -> f64 {
 }
 
 /// `DECISIONS` decisions in a row, applying each as the daemon does, one every `step`.
-fn run(policy: &TargetPolicy, step: Duration) {
+fn run(policy: &TargetPolicy, step: Duration, observe: fn(u64) -> Observation) {
     let mut history = History::new();
     let mut current = 1;
     let observations_len = policy.triggers.len();
-    let mut observations = vec![Observation::Value(0.0); observations_len];
+    let mut observations = vec![Observation::value(0.0); observations_len];
     for i in 0..DECISIONS {
-        observations.fill(Observation::Value(value(i)));
+        observations.fill(observe(i));
         let now = step * u32::try_from(i).unwrap_or(u32::MAX);
-        let inputs = Inputs { current, observations: &observations, pause: Pause::None, now };
+        let inputs = Inputs { current, ready: Some(current), observations: &observations, pause: Pause::None, now };
         let decision = decide(policy, &mut history, &inputs);
         if decision.should_write(current) {
             history.record_rescale(policy, current, decision.replicas, now);
@@ -55,7 +80,7 @@ fn run(policy: &TargetPolicy, step: Duration) {
 /// The baseline: the bare formula, no windows, no policies, no reasons.
 fn run_bare(policy: &TargetPolicy) {
     for i in 0..DECISIONS {
-        let wanted = (value(i) / policy.triggers[0].per_replica).ceil() as u32;
+        let wanted = (value(i) / policy.triggers[0].per_replica.unwrap_or(1.0)).ceil() as u32;
         black_box(wanted.clamp(policy.min_replicas, policy.max_replicas));
     }
 }
@@ -63,17 +88,26 @@ fn run_bare(policy: &TargetPolicy) {
 fn main() {
     let one = policy(1);
     let three = policy(3);
+    let objective = objective_policy();
+    let plain = |i| Observation::value(value(i));
     let samples = [
         common::measure("bare ceil(value/per_replica) + clamp (baseline)", DECISIONS, 3, 30, || run_bare(&one)),
         common::measure("decide(): 1 trigger, poll every 15 s", DECISIONS, 3, 30, || {
-            run(&one, Duration::from_secs(15))
+            run(&one, Duration::from_secs(15), plain)
         }),
         common::measure("decide(): 1 trigger, poll every 1 s (300-entry window)", DECISIONS, 3, 30, || {
-            run(&one, Duration::from_secs(1))
+            run(&one, Duration::from_secs(1), plain)
         }),
         common::measure("decide(): 3 triggers, poll every 1 s", DECISIONS, 3, 30, || {
-            run(&three, Duration::from_secs(1))
+            run(&three, Duration::from_secs(1), plain)
         }),
+        common::measure(
+            "decide(): objective, 1 trigger, 16 slots × ≤ 50 replicas, every 15 s",
+            DECISIONS,
+            3,
+            30,
+            || run(&objective, Duration::from_secs(15), counted),
+        ),
     ];
     common::report(&format!("policy: {DECISIONS} decisions per run"), &samples);
     for s in &samples[1..] {

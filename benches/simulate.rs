@@ -7,7 +7,7 @@ mod common;
 
 use queue_autoscaler::config::Config;
 use queue_autoscaler::policy::spot::Split;
-use queue_autoscaler::simulate::{self, Keda, Ours, Scaler, SplitMix64};
+use queue_autoscaler::simulate::{self, Keda, Ours, Poll, Scaler, SplitMix64, View, Workload};
 
 const WEEK: usize = 7 * 24 * 3600;
 
@@ -15,7 +15,11 @@ const WEEK: usize = 7 * 24 * 3600;
 struct Fixed;
 
 impl Scaler for Fixed {
-    fn decide(&mut self, _: u64, _: f64, _: Split) -> Option<Split> {
+    fn due(&self, _: u64) -> bool {
+        false
+    }
+
+    fn decide(&mut self, _: u64, _: &Poll, _: Split) -> Option<Split> {
         None
     }
 }
@@ -37,22 +41,25 @@ fn main() {
             u64::from(rng.poisson(base * spike))
         })
         .collect();
+    let durations = vec![None; arrivals.len()];
+    let views = [View::Celery { unacked: true }];
+    let workload = Workload { arrivals: &arrivals, durations: &durations, views: &views };
     let steps = WEEK as u64;
     let samples = [
         common::measure("model alone, fixed replicas (baseline)", steps, 1, 10, || {
-            std::hint::black_box(simulate::run(target, sim, &arrivals, &mut Fixed, 1, false));
+            std::hint::black_box(simulate::run(target, sim, &workload, &mut Fixed, 1, false));
         }),
         common::measure("with the daemon's policy (and spot split)", steps, 1, 10, || {
-            std::hint::black_box(simulate::run(target, sim, &arrivals, &mut Ours::new(target), 1, false));
+            std::hint::black_box(simulate::run(target, sim, &workload, &mut Ours::new(target), 1, false));
         }),
         common::measure("with the KEDA + HPA model", steps, 1, 10, || {
-            std::hint::black_box(simulate::run(target, sim, &arrivals, &mut Keda::new(target), 1, false));
+            std::hint::black_box(simulate::run(target, sim, &workload, &mut Keda::new(target, None), 1, false));
         }),
         common::measure("with the daemon's policy, timeline kept (--csv/--svg)", steps, 1, 10, || {
-            std::hint::black_box(simulate::run(target, sim, &arrivals, &mut Ours::new(target), 1, true));
+            std::hint::black_box(simulate::run(target, sim, &workload, &mut Ours::new(target), 1, true));
         }),
         common::measure("with the daemon's policy, polling every 1 s (worst case)", steps, 1, 10, || {
-            std::hint::black_box(simulate::run(&every_second, sim, &arrivals, &mut Ours::new(&every_second), 1, false));
+            std::hint::black_box(simulate::run(&every_second, sim, &workload, &mut Ours::new(&every_second), 1, false));
         }),
     ];
     common::report("simulate: one week at 1 s resolution (604,800 steps), one target", &samples);

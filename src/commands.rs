@@ -5,9 +5,12 @@ use std::process::ExitCode;
 
 use tokio_util::sync::CancellationToken;
 
+mod simulate;
+
+pub use simulate::{Baseline, SimulateOutputs, simulate};
+
 use crate::app::{App, render_table};
-use crate::config::{Config, Target};
-use crate::simulate::{self, Keda, Ours, Trace};
+use crate::config::Config;
 
 /// Exit code of a config that does not validate.
 const EXIT_INVALID_CONFIG: u8 = 2;
@@ -67,104 +70,6 @@ pub async fn once(path: &Path, dry_run: bool, output: Output) -> ExitCode {
         },
     }
     ExitCode::SUCCESS
-}
-
-/// What `simulate` writes besides its summary.
-pub struct SimulateOutputs<'a> {
-    pub svg: Option<&'a Path>,
-    pub csv: Option<&'a Path>,
-    pub output: Output,
-    pub baseline: Option<Baseline>,
-}
-
-/// What `simulate` compares with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Baseline {
-    /// KEDA + HPA with their defaults.
-    Keda,
-}
-
-/// Seed of the simulated spot interruptions: a run is reproducible.
-const SIMULATION_SEED: u64 = 0x5EED;
-
-/// `simulate`: replays a trace through the policy (and the baseline), prints the comparison.
-pub fn simulate(config_path: &Path, trace_path: &Path, target: Option<&str>, outputs: &SimulateOutputs) -> ExitCode {
-    let config = match Config::load(config_path) {
-        Ok(config) => config,
-        Err(error) => return invalid(config_path, &error),
-    };
-    let trace = match std::fs::read_to_string(trace_path)
-        .map_err(|e| e.to_string())
-        .and_then(|text| Trace::parse(&text).map_err(|e| e.to_string()))
-    {
-        Ok(trace) => trace,
-        Err(error) => return fail(&format!("{}: {error}", trace_path.display())),
-    };
-    let simulated: Vec<&Target> = config.targets.iter().filter(|t| t.simulation.is_some()).collect();
-    let chosen = match target {
-        Some(name) => config.targets.iter().find(|t| t.name == name),
-        None => simulated.first().copied(),
-    };
-    let Some(chosen) = chosen else {
-        return fail(&match target {
-            Some(name) => format!("no target named {name:?} in {}", config_path.display()),
-            None => format!("no target in {} has a [targets.simulation] block", config_path.display()),
-        });
-    };
-    let Some(sim) = &chosen.simulation else {
-        return fail(&format!(
-            "target {:?} has no [targets.simulation] block (throughput_per_replica, …)",
-            chosen.name
-        ));
-    };
-    let sources: Vec<&str> = chosen.policy.triggers.iter().map(|t| t.source.as_str()).collect();
-    let arrivals = match trace.arrivals_for(&sources) {
-        Ok(arrivals) => arrivals,
-        Err(error) => return fail(&format!("{}: {error}", trace_path.display())),
-    };
-    let timeline = outputs.svg.is_some() || outputs.csv.is_some();
-    let ours = simulate::run(chosen, sim, &arrivals, &mut Ours::new(chosen), SIMULATION_SEED, timeline);
-    let baseline = outputs
-        .baseline
-        .map(|_| simulate::run(chosen, sim, &arrivals, &mut Keda::new(chosen), SIMULATION_SEED, timeline));
-    let trace_name = trace_path.display().to_string();
-    let written = write_simulation_files(chosen, &trace_name, &ours, baseline.as_ref(), outputs);
-    if let Err(error) = written {
-        return fail(&error);
-    }
-    match outputs.output {
-        Output::Table => print!(
-            "{}",
-            simulate::render_table(&chosen.name, &trace_name, &ours.summary, baseline.as_ref().map(|b| &b.summary))
-        ),
-        Output::Json => {
-            let json =
-                simulate::summary_json(&chosen.name, &trace_name, &ours.summary, baseline.as_ref().map(|b| &b.summary));
-            println!("{json:#}");
-        }
-    }
-    ExitCode::SUCCESS
-}
-
-fn write_simulation_files(
-    target: &Target,
-    trace: &str,
-    ours: &simulate::Run,
-    baseline: Option<&simulate::Run>,
-    outputs: &SimulateOutputs,
-) -> Result<(), String> {
-    let write = |path: &Path, text: String| {
-        std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
-    };
-    if let Some(path) = outputs.svg {
-        write(path, simulate::render_svg(&format!("{} — {trace}", target.name), ours, baseline))?;
-        eprintln!("chart written to {}", path.display());
-    }
-    if let Some(path) = outputs.csv {
-        write(path, simulate::render_csv(ours, baseline))?;
-        eprintln!("timeline written to {}", path.display());
-    }
-    Ok(())
 }
 
 fn invalid(path: &Path, error: &crate::config::ConfigError) -> ExitCode {

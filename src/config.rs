@@ -81,8 +81,10 @@ pub struct Target {
 /// `[targets.simulation]`: the workload model `simulate` replays a trace through.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Simulation {
-    /// Tasks (or messages) per second one ready replica completes.
-    pub throughput_per_replica: f64,
+    /// Tasks one replica runs at once.
+    pub slots: u32,
+    /// Mean seconds a task runs (exponentially distributed, unless the trace gives each second's).
+    pub service_seconds: f64,
     /// From a scale-up to a replica that works (scheduling, image, start-up).
     pub startup_delay: Duration,
     /// Spot interruptions per spot replica-hour (each replaced after `startup_delay`).

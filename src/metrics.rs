@@ -10,7 +10,7 @@ use metrics::{Label, counter, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use crate::policy::spot::{Placement, Split};
-use crate::policy::{Decision, Reason};
+use crate::policy::{Decision, Prediction, Reason};
 use crate::source::{Kind, Reading, SourceError};
 use crate::target::TargetError;
 
@@ -32,6 +32,10 @@ pub const TARGET_BUSY_PODS: &str = "queue_autoscaler_target_busy_pods";
 pub const LEADER: &str = "queue_autoscaler_leader";
 pub const CONFIG_RELOADS: &str = "queue_autoscaler_config_reloads_total";
 pub const CONFIG_RELOAD_ERRORS: &str = "queue_autoscaler_config_reload_errors_total";
+pub const TARGET_ARRIVAL_RATE: &str = "queue_autoscaler_target_arrival_rate";
+pub const TARGET_COMPLETION_RATE: &str = "queue_autoscaler_target_completion_rate";
+pub const TARGET_PREDICTED_WAIT: &str = "queue_autoscaler_target_predicted_wait_seconds";
+pub const TARGET_UTILIZATION: &str = "queue_autoscaler_target_utilization";
 
 /// Off by default (one series per partition): `partition_metrics = true` on a Kafka source.
 pub const KAFKA_PARTITION_LAG: &str = "queue_autoscaler_kafka_partition_lag";
@@ -39,7 +43,7 @@ pub const KAFKA_PARTITION_LAG: &str = "queue_autoscaler_kafka_partition_lag";
 pub const OPT_IN: [&str; 1] = [KAFKA_PARTITION_LAG];
 
 /// Every metric name, for documentation checks and dashboards.
-pub const ALL: [&str; 18] = [
+pub const ALL: [&str; 22] = [
     SOURCE_VALUE,
     SOURCE_POLL_SECONDS,
     SOURCE_ERRORS,
@@ -58,7 +62,15 @@ pub const ALL: [&str; 18] = [
     LEADER,
     CONFIG_RELOADS,
     CONFIG_RELOAD_ERRORS,
+    TARGET_ARRIVAL_RATE,
+    TARGET_COMPLETION_RATE,
+    TARGET_PREDICTED_WAIT,
+    TARGET_UTILIZATION,
 ];
+
+/// The gauges of a target with a wait objective.
+const OBJECTIVE_GAUGES: [&str; 4] =
+    [TARGET_ARRIVAL_RATE, TARGET_COMPLETION_RATE, TARGET_PREDICTED_WAIT, TARGET_UTILIZATION];
 
 /// Buckets for poll and loop latencies, in seconds.
 const LATENCY_BUCKETS: [f64; 12] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
@@ -112,7 +124,7 @@ impl Metrics {
     }
 
     /// Registers a target's series at zero.
-    pub fn register_target(&self, target: &TargetLabels, spot: bool, busy: bool) {
+    pub fn register_target(&self, target: &TargetLabels, spot: bool, busy: bool, objective: bool) {
         for direction in ["up", "down"] {
             counter!(SCALE_EVENTS, with(&target.0, "direction", direction)).absolute(0);
         }
@@ -135,6 +147,9 @@ impl Metrics {
         }
         if busy {
             gauge!(TARGET_BUSY_PODS, target.0.clone()).set(0.0);
+        }
+        for name in OBJECTIVE_GAUGES.into_iter().filter(|_| objective) {
+            gauge!(name, target.0.clone()).set(0.0);
         }
     }
 
@@ -196,6 +211,22 @@ impl Metrics {
             gauge!(TARGET_CURRENT, target.0.clone()).set(f64::from(current));
         }
         counter!(DECISIONS, with(&target.0, "reason", decision.reason.label())).increment(1);
+        if let Some(prediction) = decision.prediction() {
+            self.predicted(target, prediction);
+        }
+    }
+
+    /// What the wait objective estimated and predicted for the driving trigger.
+    fn predicted(&self, target: &TargetLabels, prediction: &Prediction) {
+        let estimate = &prediction.estimate;
+        gauge!(TARGET_ARRIVAL_RATE, target.0.clone()).set(estimate.arrival_rate);
+        if let Some(rate) = prediction.completion_rate() {
+            gauge!(TARGET_COMPLETION_RATE, target.0.clone()).set(rate);
+        }
+        gauge!(TARGET_PREDICTED_WAIT, target.0.clone()).set(prediction.predicted_wait);
+        if let Some(utilization) = prediction.utilization() {
+            gauge!(TARGET_UTILIZATION, target.0.clone()).set(utilization);
+        }
     }
 
     pub fn rescaled(&self, target: &TargetLabels, from: u32, to: u32) {
@@ -292,4 +323,15 @@ fn describe() {
         "Config reloads rejected (invalid or unreadable); the running config stayed."
     );
     describe_gauge!(SPOT_FALLBACK_ACTIVE, "1 while on-demand replicas stand in for spot replicas that cannot run.");
+    describe_gauge!(TARGET_ARRIVAL_RATE, "Tasks arriving per second, as the wait objective estimates them (smoothed).");
+    describe_gauge!(
+        TARGET_COMPLETION_RATE,
+        "Tasks finishing per second: counted where the source counts them, else in flight / mean duration."
+    );
+    describe_gauge!(
+        TARGET_PREDICTED_WAIT,
+        Unit::Seconds,
+        "The p95 wait the queueing model predicts with the replicas decided (+Inf: they cannot keep up)."
+    );
+    describe_gauge!(TARGET_UTILIZATION, "Busy slots over the ready replicas' slots (0 to 1).");
 }

@@ -5,18 +5,27 @@
 //! simulator (virtual seconds) drive exactly the same code.
 //!
 //! ```text
-//! observations ─► recommend (ceil(value / per_replica), max over triggers, activation)
-//!              ─► failures  (hold or fallback; a failed poll never lowers replicas)
+//! observations ─► recommend: per_replica: ceil(value / per_replica), activation
+//!                            objective:   load estimate ─► queueing model ─► fewest replicas
+//!                                         meeting max_wait, with hysteresis (objective.rs)
+//!              ─► max over triggers ─► failures (hold or fallback; a failed poll never lowers)
 //!              ─► behavior  (HPA stabilization windows and rate policies)
 //!              ─► cooldown, N→0 only from 1, clamp to [min, max] ─► Decision
 //! ```
 
+mod backlog;
 mod behavior;
+pub mod load;
+pub mod objective;
+pub mod queueing;
 mod reason;
 mod spec;
 pub mod spot;
+mod startup;
 
 pub use behavior::History;
+pub use load::{Load, Runtimes};
+pub use objective::{Objective, Prediction};
 pub use reason::{Bound, Driver, Limit, Reason};
 pub use spec::{Fallback, RatePolicy, RateUnit, ScalingRules, Select, TargetPolicy, TriggerPolicy};
 
@@ -25,22 +34,45 @@ use std::time::Duration;
 /// What one trigger's source said in this poll.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Observation {
-    /// The source answered with this value (queue depth, lag, task count).
-    Value(f64),
-    /// A value whose recommendation may not exceed `cap` (a Kafka group cannot use more
-    /// consumers than its topics have partitions).
-    Capped { value: f64, cap: u32 },
+    /// The source answered.
+    Answered(Sample),
     /// The poll failed; the value is unknown.
     Failed,
 }
 
+/// What a source answered.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Sample {
+    /// The value a `per_replica` trigger divides: queue depth, lag, task count.
+    pub value: f64,
+    /// The most replicas this value can use (a Kafka group cannot use more consumers than its
+    /// topics have partitions).
+    pub cap: Option<u32>,
+    /// What the source knows of the load behind the value, for the wait objective.
+    pub load: Load,
+}
+
 impl Observation {
+    /// A plain value, with nothing known of the load behind it but that it is waiting.
+    pub fn value(value: f64) -> Observation {
+        Observation::Answered(Sample { value, cap: None, load: Load { waiting: value, ..Load::default() } })
+    }
+
+    /// A value whose recommendation may not exceed `cap`.
+    pub fn capped(value: f64, cap: u32) -> Observation {
+        Observation::Answered(Sample { value, cap: Some(cap), load: Load { waiting: value, ..Load::default() } })
+    }
+
     /// The value, if the poll answered.
-    pub fn value(&self) -> Option<f64> {
+    pub fn answered_value(&self) -> Option<f64> {
         match self {
-            Observation::Value(value) | Observation::Capped { value, .. } => Some(*value),
+            Observation::Answered(sample) => Some(sample.value),
             Observation::Failed => None,
         }
+    }
+
+    fn is_failed(&self) -> bool {
+        matches!(self, Observation::Failed)
     }
 }
 
@@ -60,6 +92,8 @@ pub enum Pause {
 pub struct Inputs<'a> {
     /// The Deployment's current `spec.replicas`.
     pub current: u32,
+    /// Replicas ready to take tasks (`status.readyReplicas`), where known.
+    pub ready: Option<u32>,
     /// One observation per trigger, in the order of [`TargetPolicy::triggers`].
     pub observations: &'a [Observation],
     pub pause: Pause,
@@ -72,15 +106,30 @@ pub struct Inputs<'a> {
 pub struct Decision {
     /// The replicas the target should have.
     pub replicas: u32,
-    /// Per trigger, `ceil(value / per_replica)`, or `None` when its poll failed.
+    /// Per trigger, what it asks for (`ceil(value / per_replica)`, or the objective's replicas),
+    /// or `None` when its poll failed.
     pub recommended: Vec<Option<u32>>,
+    /// Per trigger, with an objective: what the queueing model predicted.
+    pub predictions: Vec<Option<Prediction>>,
     pub reason: Reason,
+}
+
+/// What one trigger asks for.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Ask {
+    replicas: u32,
+    prediction: Option<Prediction>,
 }
 
 impl Decision {
     /// Whether the Deployment should be written (a pause freezes it whatever the count).
     pub fn should_write(&self, current: u32) -> bool {
         self.replicas != current && self.reason != Reason::Paused
+    }
+
+    /// The objective's prediction for the trigger that asks for the most replicas.
+    pub fn prediction(&self) -> Option<&Prediction> {
+        self.predictions.iter().flatten().rev().max_by_key(|p| p.replicas)
     }
 
     /// Whether the metrics drive this decision down from `current` (the case busy-worker
@@ -118,32 +167,35 @@ impl Decision {
 /// Decides the replicas of one target. Total: every input has an answer.
 ///
 /// `history` carries what the time-based rules need (recommendations, past rescales, failure
-/// streak); call [`History::record_rescale`] after a rescale has been applied.
+/// streak, load estimates); call [`History::record_rescale`] after a rescale has been applied.
 pub fn decide(policy: &TargetPolicy, history: &mut History, inputs: &Inputs) -> Decision {
     history.seed(inputs.current, inputs.now);
-    let recommended = recommend_each(policy, inputs.observations);
-    let failed = inputs.observations.iter().filter(|o| **o == Observation::Failed).count();
+    history.observe_ready(inputs.ready, inputs.now);
+    let asks = ask_each(policy, history, inputs);
+    let failed = inputs.observations.iter().filter(|o| o.is_failed()).count();
     history.count_failures(failed > 0);
     let (replicas, reason) = match inputs.pause {
         Pause::Frozen => (inputs.current, Reason::Paused),
         Pause::Pinned(n) => (policy.clamp(n), Reason::PausedReplicas { replicas: n }),
-        Pause::None => decide_unpaused(policy, history, inputs, &recommended, failed),
+        Pause::None => decide_unpaused(policy, history, inputs, &asks, failed),
     };
-    Decision { replicas, recommended, reason }
+    let recommended = asks.iter().map(|a| a.map(|a| a.replicas)).collect();
+    let predictions = asks.iter().map(|a| a.and_then(|a| a.prediction)).collect();
+    Decision { replicas, recommended, predictions, reason }
 }
 
 fn decide_unpaused(
     policy: &TargetPolicy,
     history: &mut History,
     inputs: &Inputs,
-    recommended: &[Option<u32>],
+    asks: &[Option<Ask>],
     failed: usize,
 ) -> (u32, Reason) {
     let current = inputs.current;
     if failed > 0 && history.failures() >= policy.fallback_threshold {
         return fallback(policy, current, history.failures());
     }
-    let Some(wanted) = wanted(policy, inputs.observations, recommended) else {
+    let Some(wanted) = wanted(policy, inputs.observations, asks) else {
         return hold_on_failure(policy, inputs, history.failures());
     };
     if failed > 0 && wanted <= current {
@@ -152,30 +204,45 @@ fn decide_unpaused(
     if let Some(bound) = policy.out_of_bounds(current) {
         return (policy.clamp(current), Reason::OutOfBounds { current, bound });
     }
-    let driver = Driver::pick(policy, inputs.observations, recommended);
+    let recommended: Vec<Option<u32>> = asks.iter().map(|a| a.map(|a| a.replicas)).collect();
+    let mut driver = Driver::pick(policy, inputs.observations, &recommended);
+    if let Some(driver) = &mut driver {
+        driver.prediction = asks[driver.index].and_then(|a| a.prediction).map(Box::new);
+    }
     let (replicas, limit) = limit(policy, history, current, wanted, inputs.now);
     (policy.clamp(replicas), Reason::Metric { driver, wanted, limit, failed })
 }
 
-/// `ceil(value / per_replica)` for each trigger; `None` for a failed poll.
-fn recommend_each(policy: &TargetPolicy, observations: &[Observation]) -> Vec<Option<u32>> {
+/// What each trigger asks for; `None` for a failed poll. With an objective, every answered
+/// trigger's load estimate is brought up to date, paused or not.
+fn ask_each(policy: &TargetPolicy, history: &mut History, inputs: &Inputs) -> Vec<Option<Ask>> {
     policy
         .triggers
         .iter()
-        .zip(observations)
-        .map(|(trigger, observation)| match observation {
-            Observation::Value(value) => Some(trigger.recommend(*value)),
-            Observation::Capped { value, cap } => Some(trigger.recommend(*value).min(*cap)),
-            Observation::Failed => None,
+        .zip(inputs.observations)
+        .map(|(trigger, observation)| {
+            let Observation::Answered(sample) = observation else { return None };
+            Some(match &policy.objective {
+                Some(objective) => {
+                    let prediction =
+                        history.predict(objective, &trigger.source, sample.load, inputs, policy.max_replicas);
+                    Ask { replicas: prediction.replicas, prediction: Some(prediction) }
+                }
+                None => {
+                    let replicas = trigger.recommend(sample.value);
+                    Ask { replicas: sample.cap.map_or(replicas, |cap| replicas.min(cap)), prediction: None }
+                }
+            })
         })
         .collect()
 }
 
 /// The replicas the metrics ask for before any limit: the maximum over the triggers that
-/// answered, with KEDA's activation rule when `min_replicas` is 0. `None` when none answered.
-fn wanted(policy: &TargetPolicy, observations: &[Observation], recommended: &[Option<u32>]) -> Option<u32> {
-    let highest = recommended.iter().flatten().copied().max()?;
-    if policy.min_replicas > 0 {
+/// answered — with KEDA's activation rule when `min_replicas` is 0 and the target sizes by ratio
+/// (an objective decides zero itself, from its idle rule). `None` when none answered.
+fn wanted(policy: &TargetPolicy, observations: &[Observation], asks: &[Option<Ask>]) -> Option<u32> {
+    let highest = asks.iter().flatten().map(|a| a.replicas).max()?;
+    if policy.min_replicas > 0 || policy.objective.is_some() {
         return Some(highest);
     }
     // An unknown value may be above activation: never deactivate on a failed poll.
@@ -183,7 +250,7 @@ fn wanted(policy: &TargetPolicy, observations: &[Observation], recommended: &[Op
         .triggers
         .iter()
         .zip(observations)
-        .any(|(trigger, observation)| observation.value().is_none_or(|value| value > trigger.activation));
+        .any(|(trigger, observation)| observation.answered_value().is_none_or(|value| value > trigger.activation));
     Some(if active { highest.max(1) } else { 0 })
 }
 
@@ -228,7 +295,7 @@ fn hold_on_failure(policy: &TargetPolicy, inputs: &Inputs, failures: u32) -> (u3
         .triggers
         .iter()
         .zip(inputs.observations)
-        .filter(|(_, o)| **o == Observation::Failed)
+        .filter(|(_, o)| o.is_failed())
         .map(|(t, _)| t.source.clone())
         .collect();
     (policy.clamp(inputs.current), Reason::HeldOnFailure { failed: failed_sources, failures })

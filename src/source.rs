@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::policy::Load;
 use crate::secret::SecretUrl;
 
 /// A validated `[sources.NAME]` table.
@@ -85,6 +86,9 @@ pub struct Reading {
     pub cap: Option<u32>,
     /// Per-partition detail (Kafka).
     pub partitions: Vec<kafka::lag::PartitionLag>,
+    /// The load behind the value, as far as the source can see it (for the wait objective):
+    /// what waits, what runs, and cumulative counters of arrived and finished tasks.
+    pub load: Load,
 }
 
 /// Why a poll failed. Each variant has a bounded metric label.

@@ -33,6 +33,8 @@ const CONFLICT_RETRIES: usize = 3;
 pub struct Observed {
     /// `spec.replicas` (the scale subresource's `spec.replicas`).
     pub replicas: u32,
+    /// `status.readyReplicas` (absent in the status: none ready); `None` without a status.
+    pub ready: Option<u32>,
     pub pause: Pause,
     /// The version read, sent back as an optimistic-concurrency precondition.
     pub resource_version: Option<String>,
@@ -72,8 +74,10 @@ impl Deployments {
     pub async fn observe(&self, namespace: &str, name: &str) -> Result<Observed, TargetError> {
         let deployment = self.api(namespace).get(name).await.map_err(TargetError::from_kube)?;
         let replicas = deployment.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+        let ready = deployment.status.as_ref().map(|s| u32::try_from(s.ready_replicas.unwrap_or(0)).unwrap_or(0));
         Ok(Observed {
             replicas: u32::try_from(replicas).unwrap_or(0),
+            ready,
             pause: pause(deployment.annotations().get(PAUSED), deployment.annotations().get(PAUSED_REPLICAS)),
             resource_version: deployment.resource_version(),
             selector: deployment.spec.as_ref().and_then(|s| label_selector(&s.selector)),

@@ -36,7 +36,9 @@ fn the_example_config_is_valid_and_says_what_it_shows() {
     assert_eq!((target.namespace.as_str(), target.deployment.as_str()), ("data", "celery-worker"));
     assert_eq!(target.interval, Duration::from_secs(10));
     assert_eq!(target.policy.scale_up, ScalingRules::hpa_scale_up());
-    assert_eq!(target.policy.cooldown, Duration::from_secs(300));
+    assert_eq!(target.policy.cooldown, Duration::from_secs(60));
+    let objective = target.policy.objective.as_ref().expect("the first target sizes for a wait");
+    assert_eq!((objective.max_wait, objective.slots, objective.task_seconds), (Duration::from_secs(30), 16, Some(2.0)));
     let Settings::Celery(celery) = &config.sources["celery_default"].settings else { panic!("a celery source") };
     assert_eq!(celery.separator, "\u{6}\u{16}");
     assert_eq!(celery.priority_steps, vec![0, 3, 6, 9]);
@@ -120,7 +122,7 @@ fn semantic_problems_are_all_reported() {
         .replace("kind = \"celery\"", "kind = \"celery\"\ntimeout = \"0s\"");
     let found = problems(&text);
     let expected = [
-        "sources.q.timeout: must be more than 0s",
+        "sources.q.timeout: must be from 1ms to 5m",
         "sources.q.queues: must name at least one queue",
         "targets[0].min_replicas: 12 is above max_replicas 10",
         "targets[0].triggers[0].source: no source named \"nope\" (defined: q)",
@@ -271,7 +273,7 @@ fn spot_problems_are_named() {
         "{found:#?}"
     );
     assert!(
-        found.iter().any(|p| p.ends_with("targets[0].spot.unschedulable_after: must be more than 0s")),
+        found.iter().any(|p| p.ends_with("targets[0].spot.unschedulable_after: must be from 1s to 1day")),
         "{found:#?}"
     );
     let found = problems(&format!("{MINIMAL}{SPOT}").replace("\"worker-spot\"", "\"worker\""));
@@ -372,4 +374,89 @@ fn kafka_secrets_come_from_the_environment() {
     let Settings::Kafka(kafka) = &config.sources["lag"].settings else { panic!("kafka") };
     assert_eq!(kafka.client_properties()["sasl.password"], "hunter2");
     assert!(!format!("{config:?}").contains("hunter2"));
+}
+
+#[test]
+fn durations_are_bounded_so_no_clock_arithmetic_can_overflow() {
+    let huge = "\"100000000000h\"";
+    let text = format!(
+        "[daemon]\ninterval = {huge}\nkube_timeout = {huge}\nconfig_check_interval = {huge}\n\
+         [daemon.leader_election]\nenabled = true\nlease_duration = {huge}\n{}\n\
+         [targets.scale_down]\ncooldown = {huge}\n\
+         [targets.spot]\ndeployment = \"worker-spot\"\non_demand_base = 1\non_demand_percentage = 0\nretry_spot_after = {huge}\n",
+        MINIMAL.replace("max_replicas = 10", &format!("max_replicas = 10\ninterval = {huge}"))
+    );
+    let found = problems(&text).join("\n");
+    for key in [
+        "daemon.interval: must be from 1s to 1h",
+        "daemon.kube_timeout: must be from 1ms to 5m",
+        "daemon.config_check_interval: must be from 1s to 1h",
+        "daemon.leader_election.lease_duration: must be from 1s to 1h",
+        "targets[0].interval: must be from 1s to 1h",
+        "targets[0].scale_down.cooldown: must be at most 1day",
+        "targets[0].spot.retry_spot_after: must be at most 1day",
+    ] {
+        assert!(found.contains(key), "{key} missing:\n{found}");
+    }
+}
+
+#[test]
+fn a_lease_shorter_than_a_second_and_a_timeout_under_a_millisecond_are_rejected() {
+    let text = format!(
+        "[daemon.leader_election]\nenabled = true\nlease_duration = \"800ms\"\nrenew_deadline = \"500ms\"\nretry_period = \"100ms\"\n{}",
+        MINIMAL.replace("kind = \"celery\"", "kind = \"celery\"\ntimeout = \"500us\"")
+    );
+    let found = problems(&text).join("\n");
+    assert!(found.contains("daemon.leader_election.lease_duration: must be from 1s to 1h"), "{found}");
+    assert!(found.contains("sources.q.timeout: must be from 1ms to 5m"), "{found}");
+}
+
+#[test]
+fn a_config_needs_a_target() {
+    let text = MINIMAL.split("[[targets]]").next().unwrap_or_default();
+    assert_eq!(problems(text), vec!["targets: needs at least one [[targets]] entry"]);
+}
+
+#[test]
+fn an_objective_makes_per_replica_optional_and_changes_the_default_behavior() {
+    let text =
+        MINIMAL.replace("per_replica = 5", "activation = 0") + "\n[targets.objective]\nmax_wait = \"45s\"\nslots = 8\n";
+    let config = parse(&text).unwrap_or_else(|e| panic!("{e}"));
+    let policy = &config.targets[0].policy;
+    let objective = policy.objective.as_ref().expect("an objective");
+    assert_eq!((objective.max_wait, objective.slots, objective.task_seconds), (Duration::from_secs(45), 8, None));
+    assert_eq!(policy.triggers[0].per_replica, None);
+    assert_eq!(policy.scale_up, ScalingRules::unlimited(), "the objective plans for start-up: no rate limit up");
+    assert_eq!(policy.scale_down, ScalingRules::objective_scale_down(), "and has its own hysteresis: no window down");
+    let found = problems(&MINIMAL.replace("per_replica = 5", "activation = 0"));
+    assert_eq!(
+        found,
+        vec![
+            "line 11: targets[0].triggers[0].per_replica: required key is missing (or give the target a [targets.objective] to size for a wait)"
+        ]
+    );
+}
+
+#[test]
+fn objective_values_are_checked() {
+    let text = format!(
+        "{MINIMAL}\n[targets.objective]\nmax_wait = \"0s\"\nslots = 0\ntask_seconds = -1\nhysteresis = 2\nstartup = \"48h\"\n"
+    );
+    let found = problems(&text).join("\n");
+    for key in ["max_wait", "slots", "task_seconds", "hysteresis", "startup"] {
+        assert!(found.contains(&format!("targets[0].objective.{key}: must")), "{key}:\n{found}");
+    }
+}
+
+#[test]
+fn the_first_simulation_model_still_reads_and_says_what_replaces_it() {
+    let old = format!("{MINIMAL}\n[targets.simulation]\nthroughput_per_replica = 4.0\n");
+    let sim = parse(&old).unwrap().targets.remove(0).simulation.expect("a simulation");
+    assert_eq!((sim.slots, sim.service_seconds), (1, 0.25), "one slot, a quarter second a task");
+    let both = format!("{MINIMAL}\n[targets.simulation]\nthroughput_per_replica = 4.0\nservice_seconds = 2\n");
+    assert!(
+        problems(&both)[0].contains("give service_seconds (with slots), or the older throughput_per_replica, not both")
+    );
+    let none = format!("{MINIMAL}\n[targets.simulation]\nslots = 4\n");
+    assert!(problems(&none)[0].contains("targets[0].simulation.service_seconds: required key is missing"));
 }

@@ -6,8 +6,8 @@ use serde::Serialize;
 
 use super::cycle::Context;
 use crate::config::Target;
-use crate::policy::Decision;
 use crate::policy::spot::{Placement, Split};
+use crate::policy::{Decision, Prediction};
 use crate::source::Kind;
 use crate::source::kafka::lag::PartitionLag;
 use crate::target::TargetError;
@@ -38,6 +38,63 @@ pub struct TargetReport {
     /// Why the Deployment could not be read, if it could not.
     pub kube_error: Option<String>,
     pub triggers: Vec<TriggerReport>,
+    /// With a wait objective: the estimates used and the predicted wait (`null` otherwise).
+    pub objective: Option<ObjectiveReport>,
+}
+
+/// What the wait objective saw and predicted, for the trigger that asked for the most replicas.
+#[derive(Debug, Clone, Serialize)]
+pub struct ObjectiveReport {
+    /// The trigger's source.
+    pub source: String,
+    pub max_wait_seconds: f64,
+    pub slots: u32,
+    /// Tasks arriving per second (smoothed), and the highest of the scale-down window.
+    pub arrival_rate: f64,
+    pub arrival_rate_peak: f64,
+    /// How the arrival rate was estimated: `counted` (an arrivals counter), `balance` (what is
+    /// waiting, running and finished), `occupancy` (in flight / mean duration), `depth` (the
+    /// queue's change and the ready slots).
+    pub arrival_estimate: &'static str,
+    pub completion_rate: Option<f64>,
+    /// Mean seconds per task (measured, or the prior); `null` when unknown.
+    pub task_seconds: Option<f64>,
+    pub backlog: f64,
+    /// `null` where the source cannot see the work in flight (Kafka).
+    pub in_flight: Option<f64>,
+    pub ready: u32,
+    pub startup_seconds: f64,
+    /// The replicas the objective asks for, and the p95 wait predicted with them (`null`: they
+    /// cannot keep up).
+    pub replicas: u32,
+    pub predicted_wait_seconds: Option<f64>,
+    pub utilization: Option<f64>,
+    /// Whether the rates have been watched long enough to rest a scale-down on them.
+    pub settled: bool,
+}
+
+impl ObjectiveReport {
+    fn new(source: &str, p: &Prediction) -> Self {
+        let e = &p.estimate;
+        ObjectiveReport {
+            source: source.to_owned(),
+            max_wait_seconds: p.max_wait.as_secs_f64(),
+            slots: p.slots,
+            arrival_rate: e.arrival_rate,
+            arrival_rate_peak: e.arrival_rate_high,
+            arrival_estimate: e.method.as_str(),
+            completion_rate: p.completion_rate(),
+            task_seconds: e.task_seconds,
+            backlog: e.backlog,
+            in_flight: e.in_flight,
+            ready: p.ready,
+            startup_seconds: p.startup.as_secs_f64(),
+            replicas: p.replicas,
+            predicted_wait_seconds: p.predicted_wait.is_finite().then_some(p.predicted_wait),
+            utilization: p.utilization(),
+            settled: e.settled,
+        }
+    }
 }
 
 /// One trigger's reading in a report.
@@ -144,8 +201,20 @@ impl TargetReport {
             written,
             kube_error: kube_error.map(ToString::to_string),
             triggers,
+            objective: objective_report(spec, decision),
         }
     }
+}
+
+fn objective_report(spec: &Target, decision: &Decision) -> Option<ObjectiveReport> {
+    let (index, prediction) = decision
+        .predictions
+        .iter()
+        .enumerate()
+        .filter_map(|(i, p)| p.map(|p| (i, p)))
+        .rev()
+        .max_by_key(|(_, p)| p.replicas)?;
+    Some(ObjectiveReport::new(&spec.policy.triggers[index].source, &prediction))
 }
 
 /// A plain-text table: one line per target, one indented line per trigger.

@@ -14,7 +14,7 @@ use super::spot::SpotState;
 use crate::config::Target;
 use crate::metrics::{Metrics, TargetLabels};
 use crate::policy::spot::{Placement, Split, SpotChange};
-use crate::policy::{self, Decision, History, Inputs, Observation, Reason};
+use crate::policy::{self, Decision, History, Inputs, Observation, Reason, Sample};
 use crate::source::Reading;
 use crate::target::spot::SpotHealth;
 use crate::target::{Deployments, Observed, TargetError};
@@ -54,12 +54,18 @@ impl Seen {
     fn split(&self) -> Split {
         Split { on_demand: self.main.replicas, spot: self.twin.as_ref().map_or(0, |t| t.replicas) }
     }
+
+    /// Ready replicas over both Deployments, where the status says.
+    fn ready(&self) -> Option<u32> {
+        let twin = self.twin.as_ref().map_or(Some(0), |t| t.ready);
+        Some(self.main.ready? + twin?)
+    }
 }
 
 impl TargetState {
     pub(super) fn new(spec: &Target, metrics: &Metrics, started: Instant) -> Self {
         let labels = TargetLabels::new(&spec.name, &spec.namespace, &spec.deployment);
-        metrics.register_target(&labels, spec.spot.is_some(), spec.busy.is_some());
+        metrics.register_target(&labels, spec.spot.is_some(), spec.busy.is_some(), spec.policy.objective.is_some());
         TargetState {
             spec: spec.clone(),
             labels,
@@ -80,7 +86,12 @@ impl TargetState {
             self.labels = TargetLabels::new(&spec.name, &spec.namespace, &spec.deployment);
             self.history = History::new();
         }
-        metrics.register_target(&self.labels, spec.spot.is_some(), spec.busy.is_some());
+        metrics.register_target(
+            &self.labels,
+            spec.spot.is_some(),
+            spec.busy.is_some(),
+            spec.policy.objective.is_some(),
+        );
         self.spec = spec.clone();
     }
 
@@ -94,7 +105,8 @@ impl TargetState {
         let base = current.map_or(self.assumed, |c| c.total().saturating_sub(applied_extra));
         let observations = self.observations(cx);
         let pause = seen.as_ref().map(|s| s.main.pause).unwrap_or_default();
-        let inputs = Inputs { current: base, observations: &observations, pause, now: cx.now };
+        let ready = seen.as_ref().and_then(Seen::ready);
+        let inputs = Inputs { current: base, ready, observations: &observations, pause, now: cx.now };
         let mut decision = policy::decide(&self.spec.policy, &mut self.history, &inputs);
         let busy = self.busy(cx, seen.as_ref(), base, current.map(|c| c.total()), &mut decision).await;
         let (placement, health) = self.place(cx, seen.as_ref(), decision.replicas).await;
@@ -168,8 +180,9 @@ impl TargetState {
             .triggers
             .iter()
             .map(|t| match reading(&t.source) {
-                Some(Ok(Reading { value, cap: Some(cap), .. })) => Observation::Capped { value: *value, cap: *cap },
-                Some(Ok(reading)) => Observation::Value(reading.value),
+                Some(Ok(Reading { value, cap, load, .. })) => {
+                    Observation::Answered(Sample { value: *value, cap: *cap, load: *load })
+                }
                 _ => Observation::Failed,
             })
             .collect()

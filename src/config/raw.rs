@@ -1,6 +1,7 @@
 //! The TOML shapes (serde) and their conversion into validated values.
 
 mod fields;
+mod objective;
 mod simulation;
 mod spot;
 mod target;
@@ -15,7 +16,7 @@ use super::env::Override;
 use super::{Config, Daemon, LeaderElection, Problem};
 use crate::secret::SecretUrl;
 use crate::source::{Kind, Settings, SourceSpec, airflow, celery, kafka};
-use fields::HumanDuration;
+use fields::{HumanDuration, check_duration};
 
 #[derive(Deserialize, Default)]
 struct RawConfig {
@@ -80,6 +81,11 @@ impl Default for RawLeaderElection {
 
 /// Default bound on one source poll.
 const DEFAULT_SOURCE_TIMEOUT: Duration = Duration::from_secs(5);
+const SECOND: Duration = Duration::from_secs(1);
+/// The longest poll or check interval, and the longest lease timing: an hour.
+pub(super) const LONGEST_INTERVAL: Duration = Duration::from_secs(3600);
+/// The longest bound on one request or poll: five minutes.
+const LONGEST_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// Parses and validates; on failure, every problem found.
 pub(super) fn parse(text: &str, overrides: &[Override], env: &HashMap<String, String>) -> Result<Config, Vec<Problem>> {
@@ -94,6 +100,10 @@ pub(super) fn parse(text: &str, overrides: &[Override], env: &HashMap<String, St
         .into_iter()
         .filter_map(|(name, value)| source(&name, value, env, &mut problems).map(|spec| (name, spec)))
         .collect();
+    if raw.targets.is_empty() {
+        // A daemon without targets would start, do nothing and exit; a reload to it would stop one.
+        problems.push(Problem::new("targets", "needs at least one [[targets]] entry"));
+    }
     let targets = target::targets(raw.targets, &daemon, &sources, &mut problems);
     if problems.is_empty() { Ok(Config { daemon, sources, targets }) } else { Err(problems) }
 }
@@ -189,19 +199,13 @@ fn daemon(raw: RawDaemon, env: &HashMap<String, String>, problems: &mut Vec<Prob
         ));
         ([0, 0, 0, 0], 9090).into()
     });
-    if raw.interval.0 < Duration::from_secs(1) {
-        problems.push(Problem::new("daemon.interval", "must be at least 1s"));
-    }
-    if raw.kube_timeout.0.is_zero() {
-        problems.push(Problem::new("daemon.kube_timeout", "must be more than 0s"));
-    }
+    check_duration(raw.interval.0, SECOND, LONGEST_INTERVAL, "daemon.interval", problems);
+    check_duration(raw.kube_timeout.0, Duration::from_millis(1), LONGEST_TIMEOUT, "daemon.kube_timeout", problems);
     let manager = &raw.field_manager;
     if manager.is_empty() || manager.len() > 128 || manager.chars().any(|c| c.is_control()) {
         problems.push(Problem::new("daemon.field_manager", "must be 1 to 128 printable characters"));
     }
-    if raw.config_check_interval.0 < Duration::from_secs(1) {
-        problems.push(Problem::new("daemon.config_check_interval", "must be at least 1s"));
-    }
+    check_duration(raw.config_check_interval.0, SECOND, LONGEST_INTERVAL, "daemon.config_check_interval", problems);
     Daemon {
         interval: raw.interval.0,
         listen,
@@ -230,9 +234,10 @@ fn leader_election(
     if deadline.as_secs_f64() <= 1.2 * retry.as_secs_f64() {
         problems.push(Problem::new(format!("{path}.renew_deadline"), "must be longer than 1.2 × retry_period"));
     }
-    if retry.is_zero() {
-        problems.push(Problem::new(format!("{path}.retry_period"), "must be more than 0s"));
-    }
+    // The Lease stores whole seconds (leaseDurationSeconds): under one second it would say 0.
+    check_duration(duration, SECOND, LONGEST_INTERVAL, &format!("{path}.lease_duration"), problems);
+    check_duration(deadline, Duration::ZERO, LONGEST_INTERVAL, &format!("{path}.renew_deadline"), problems);
+    check_duration(retry, Duration::from_millis(1), LONGEST_INTERVAL, &format!("{path}.retry_period"), problems);
     if raw.lease_name.is_empty() {
         problems.push(Problem::new(format!("{path}.lease_name"), "must not be empty"));
     }
@@ -335,10 +340,10 @@ impl SharedKeys {
         let url = resolve_url(url, url_env, path, env, problems);
         let timeout = match timeout.map(|t| fields::parse_duration(&t)) {
             None => DEFAULT_SOURCE_TIMEOUT,
-            Some(Ok(t)) if !t.is_zero() => t,
-            Some(Ok(_)) => {
-                problems.push(Problem::new(join(path, "timeout"), "must be more than 0s"));
-                DEFAULT_SOURCE_TIMEOUT
+            // Whole milliseconds at least: a database's statement timeout is set in them (0 = none).
+            Some(Ok(t)) => {
+                check_duration(t, Duration::from_millis(1), LONGEST_TIMEOUT, &join(path, "timeout"), problems);
+                t
             }
             Some(Err(message)) => {
                 problems.push(Problem::new(join(path, "timeout"), message));

@@ -8,7 +8,10 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use super::{Bound, Limit, RatePolicy, RateUnit, ScalingRules, Select, TargetPolicy};
+use super::load::{Fleet, Load, Tracker};
+use super::objective::{self, Objective, Prediction};
+use super::startup::StartupClock;
+use super::{Bound, Inputs, Limit, RatePolicy, RateUnit, ScalingRules, Select, TargetPolicy};
 
 /// What the time-based rules of one target remember between decisions.
 #[derive(Debug, Clone, Default)]
@@ -22,6 +25,10 @@ pub struct History {
     /// Consecutive polls in which at least one trigger failed.
     failures: u32,
     seeded: bool,
+    /// With an objective: the load estimator of each trigger, by source name.
+    trackers: Vec<(String, Tracker)>,
+    /// The start-up delay, learned from ready replicas after scale-ups.
+    startup: StartupClock,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -64,6 +71,34 @@ impl History {
             events.push(Stamped { value: change, at: now });
         }
         self.last_rescale = Some(now);
+        self.startup.rescaled(from, to, now);
+    }
+
+    pub(super) fn observe_ready(&mut self, ready: Option<u32>, now: Duration) {
+        self.startup.observe(ready, now);
+    }
+
+    /// The objective's prediction for one trigger, its load estimate brought up to date.
+    pub(super) fn predict(
+        &mut self,
+        objective: &Objective,
+        source: &str,
+        load: Load,
+        inputs: &Inputs,
+        max: u32,
+    ) -> Prediction {
+        let ready = inputs.ready.unwrap_or(inputs.current);
+        let fleet = Fleet { ready, slots: objective.slots, prior_task_seconds: objective.task_seconds };
+        let index = match self.trackers.iter().position(|(name, _)| name == source) {
+            Some(index) => index,
+            None => {
+                self.trackers.push((source.to_owned(), Tracker::new()));
+                self.trackers.len() - 1
+            }
+        };
+        let estimate = self.trackers[index].1.observe(load, fleet, inputs.now);
+        let startup = self.startup.delay(objective.startup);
+        objective::size(objective, estimate, inputs.current, ready, startup, max)
     }
 
     /// First sight of a target: the HPA's `recordInitialRecommendation(current)`.
@@ -115,6 +150,9 @@ impl History {
     fn rate_limit(&self, policy: &TargetPolicy, current: u32, desired: u32, now: Duration) -> (u32, Option<Limit>) {
         if desired > current {
             let (limit, chosen) = self.up_limit(&policy.scale_up, current, now);
+            // From zero a percent policy allows nothing (any percent of 0 is 0): the first replica
+            // always comes, as KEDA's operator scales 0 → 1 outside the HPA.
+            let limit = if current == 0 { limit.max(1) } else { limit };
             let allowed = limit.max(current).min(policy.max_replicas);
             if desired <= allowed {
                 return (desired, None);
@@ -235,6 +273,8 @@ fn pick(
     });
     match best {
         Some((n, policy)) => (n.clamp(0, i64::from(u32::MAX)) as u32, Some(policy)),
-        None => (current, None),
+        // No policy in this direction (an objective's default scale-up): no rate limit.
+        None if up => (u32::MAX, None),
+        None => (0, None),
     }
 }

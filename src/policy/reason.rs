@@ -4,7 +4,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use super::{Fallback, Observation, RatePolicy, TargetPolicy};
+use super::{Fallback, Observation, Prediction, RatePolicy, TargetPolicy};
 
 /// Why the decision is what it is.
 #[derive(Debug, Clone, PartialEq)]
@@ -42,12 +42,17 @@ pub enum Bound {
 /// The trigger that asked for the most replicas.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Driver {
+    /// Its position among the target's triggers.
+    pub index: usize,
     pub source: String,
     pub value: f64,
     /// Whether the target was active (any value above its activation; always with min ≥ 1).
     pub active: bool,
     /// The cap on this trigger's recommendation (a Kafka topic's partitions), if it had one.
     pub cap: Option<u32>,
+    /// With an objective: what the queueing model predicted for this trigger (boxed: it is
+    /// large beside the other reasons).
+    pub prediction: Option<Box<Prediction>>,
 }
 
 /// What kept the decision from what the metrics wanted.
@@ -147,19 +152,21 @@ impl Driver {
         recommended: &[Option<u32>],
     ) -> Option<Driver> {
         let active = policy.min_replicas > 0
-            || policy.triggers.iter().zip(observations).any(|(t, o)| o.value().is_none_or(|v| v > t.activation));
+            || policy.objective.is_some()
+            || policy
+                .triggers
+                .iter()
+                .zip(observations)
+                .any(|(t, o)| o.answered_value().is_none_or(|v| v > t.activation));
         let (index, _) = recommended
             .iter()
             .enumerate()
             .filter_map(|(i, r)| r.map(|r| (i, r)))
             .rev() // max_by_key keeps the last maximum: reversed, the first trigger wins ties
             .max_by_key(|(_, r)| *r)?;
-        let value = observations[index].value()?;
-        let cap = match observations[index] {
-            Observation::Capped { cap, .. } => Some(cap),
-            _ => None,
-        };
-        Some(Driver { source: policy.triggers[index].source.clone(), value, active, cap })
+        let Observation::Answered(sample) = observations[index] else { return None };
+        let source = policy.triggers[index].source.clone();
+        Some(Driver { index, source, value: sample.value, active, cap: sample.cap, prediction: None })
     }
 }
 
@@ -178,10 +185,11 @@ impl fmt::Display for Reason {
             }
             Reason::Metric { driver, wanted, limit, failed } => {
                 match driver {
-                    Some(Driver { source, value, active: true, cap: Some(cap) }) => {
+                    Some(Driver { source, prediction: Some(prediction), .. }) => write!(f, "{source}: {prediction}")?,
+                    Some(Driver { source, value, active: true, cap: Some(cap), .. }) => {
                         write!(f, "{source}={value} (at most {cap}: its partitions) → {wanted} wanted")?
                     }
-                    Some(Driver { source, value, active: true, cap: None }) => {
+                    Some(Driver { source, value, active: true, cap: None, .. }) => {
                         write!(f, "{source}={value} → {wanted} wanted")?
                     }
                     Some(d) => {

@@ -16,6 +16,8 @@ pub struct TargetPolicy {
     /// Consecutive failed polls (of any trigger) before [`Fallback`] applies.
     pub fallback_threshold: u32,
     pub fallback: Fallback,
+    /// Size for a wait instead of a per-replica ratio.
+    pub objective: Option<super::Objective>,
 }
 
 /// One source feeding a target.
@@ -23,8 +25,9 @@ pub struct TargetPolicy {
 pub struct TriggerPolicy {
     /// The source's name, for reasons.
     pub source: String,
-    /// How much of the source's value one replica handles (KEDA's AverageValue target).
-    pub per_replica: f64,
+    /// How much of the source's value one replica handles (KEDA's AverageValue target); optional
+    /// with an objective (then only `simulate --baseline keda` uses it).
+    pub per_replica: Option<f64>,
     /// With `min_replicas = 0`, the target is active only while some value exceeds this.
     pub activation: f64,
 }
@@ -91,10 +94,12 @@ impl TargetPolicy {
 }
 
 impl TriggerPolicy {
-    /// `ceil(value / per_replica)`. Negative and NaN values count as 0 and huge values
+    /// `ceil(value / per_replica)` (a trigger without `per_replica`, which only an objective
+    /// target has, counts one per replica). Negative and NaN values count as 0 and huge values
     /// saturate, so no outside value can make this panic or wrap.
     pub fn recommend(&self, value: f64) -> u32 {
-        let ratio = if value.is_nan() || value <= 0.0 { 0.0 } else { (value / self.per_replica).ceil() };
+        let per_replica = self.per_replica.unwrap_or(1.0);
+        let ratio = if value.is_nan() || value <= 0.0 { 0.0 } else { (value / per_replica).ceil() };
         // `as` saturates float → int casts (Rust reference, "numeric cast").
         ratio as u32
     }
@@ -120,6 +125,18 @@ impl ScalingRules {
             policies: vec![RatePolicy { unit: RateUnit::Percent, value: 100, period: Duration::from_secs(15) }],
             select: Select::Max,
         }
+    }
+
+    /// An objective's default for scaling up: no window, no rate limit (the queueing model has
+    /// already planned for the start-up delay; holding back would only break the objective).
+    pub fn unlimited() -> Self {
+        ScalingRules { stabilization: Duration::ZERO, policies: Vec::new(), select: Select::Max }
+    }
+
+    /// An objective's default for scaling down: no window (the objective's hysteresis and its
+    /// smoothed rates stop flapping), −100 % per 15 s.
+    pub fn objective_scale_down() -> Self {
+        ScalingRules { stabilization: Duration::ZERO, ..ScalingRules::hpa_scale_down() }
     }
 
     pub(crate) fn longest_period(&self) -> Duration {

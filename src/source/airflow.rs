@@ -4,17 +4,25 @@
 //! Value = matching task instances in `states` (default queued + running: the states that hold,
 //! or are about to hold, a worker slot; pools need no special case, since tasks over a pool's
 //! slots stay `scheduled`). A trigger's `per_replica` is the workers' `worker_concurrency`.
-//! One `COUNT(*)` per poll, filtered on `state` first so that it can use the `ti_state` index.
+//!
+//! Per poll, two statements filtered on `state` first, so that both use the `ti_state` index:
+//! the count per state (`running` is the work in flight, the rest waits), and the keys of the
+//! running task instances. A key seen running at the last poll and gone now is a completion: the
+//! task instance left `running` (success, failure, retry), so its slot came free. A task that
+//! starts and ends between two polls is seen by neither count (see the README).
 
 mod db;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use serde::Deserialize;
 use tokio::sync::OnceCell;
 
 use super::{Reading, SourceError};
+use crate::policy::Load;
 use crate::secret::SecretUrl;
 pub use db::{Db, Placeholders};
 
@@ -90,11 +98,38 @@ pub struct AirflowSource {
     settings: AirflowSettings,
     /// Whether `task_instance` has the `executor` column (Airflow 2.10+).
     executor_column: OnceCell<bool>,
+    /// The running task instances at the last poll, and the completions counted so far.
+    running: Mutex<Completions>,
 }
+
+/// Task instances seen leaving `running`, counted from one poll to the next.
+#[derive(Debug, Default)]
+struct Completions {
+    /// Hashes of the running task instances' keys at the last poll (`None` before the first).
+    last: Option<HashSet<u64>>,
+    total: u64,
+}
+
+impl Completions {
+    /// Takes this poll's running keys; returns the completions counted since the source started.
+    fn update(&mut self, now: HashSet<u64>) -> u64 {
+        if let Some(last) = &self.last {
+            self.total += last.difference(&now).count() as u64;
+        }
+        self.last = Some(now);
+        self.total
+    }
+}
+
+/// The columns that name one try of one task instance, in Airflow 2.x and 3.x alike.
+const KEY_COLUMNS: &str = "dag_id, task_id, run_id, map_index, try_number";
+
+/// One try of one task instance: dag, task, run, map index, try number (NULL in old rows).
+type TaskKey = (String, String, String, i32, Option<i32>);
 
 impl AirflowSource {
     pub fn new(db: Db, settings: AirflowSettings) -> Self {
-        AirflowSource { db, settings, executor_column: OnceCell::new() }
+        AirflowSource { db, settings, executor_column: OnceCell::new(), running: Mutex::default() }
     }
 
     /// Opens (lazily) the pool for `url`: one per URL, whatever the number of sources on it.
@@ -103,9 +138,28 @@ impl AirflowSource {
     }
 
     pub async fn poll(&self) -> Result<Reading, SourceError> {
+        let [counts, keys] = self.statements().await?;
+        let per_state = self.db.counts(&counts.0, &counts.1).await?;
+        let running_keys = self.db.rows::<TaskKey>(&keys.0, &keys.1).await?;
+        let count = |running: bool| -> f64 {
+            per_state.iter().filter(|(state, _)| (state == "running") == running).map(|(_, n)| (*n).max(0) as f64).sum()
+        };
+        let (waiting, running) = (count(false), count(true));
+        let keys: HashSet<u64> = running_keys.iter().map(key_hash).collect();
+        let completed = self.running.lock().unwrap_or_else(|p| p.into_inner()).update(keys);
+        let in_flight = self.settings.states.iter().any(|s| s == "running").then_some(running);
+        let load = Load { waiting, in_flight, completed: Some(completed), ..Load::default() };
+        Ok(Reading { value: waiting + running, load, ..Reading::default() })
+    }
+
+    /// The poll's two statements with their binds: the count per state, and the running keys.
+    pub async fn statements(&self) -> Result<[(String, Vec<String>); 2], SourceError> {
         let (filter, binds) = self.filter(&self.settings.states).await?;
-        let count = self.db.count(&format!("SELECT COUNT(*) FROM {TABLE} WHERE {filter}"), &binds).await?;
-        Ok(Reading { value: count.max(0) as f64, ..Reading::default() })
+        let (running, running_binds) = self.filter(&["running".to_owned()]).await?;
+        Ok([
+            (format!("SELECT state, COUNT(*) FROM {TABLE} WHERE {filter} GROUP BY state"), binds),
+            (format!("SELECT {KEY_COLUMNS} FROM {TABLE} WHERE {running}"), running_binds),
+        ])
     }
 
     /// Running task instances per `hostname` (the worker pod's name or FQDN), same filters.
@@ -132,6 +186,12 @@ impl AirflowSource {
         }
         Ok(columns.iter().any(|c| c.eq_ignore_ascii_case("executor")))
     }
+}
+
+fn key_hash(key: &TaskKey) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    key.hash(&mut hasher);
+    hasher.finish()
 }
 
 /// The `WHERE` clause and its bind values. `state` comes first so that the `ti_state` index can
@@ -197,6 +257,16 @@ mod tests {
             "no executor column before 2.10"
         );
         assert_eq!(binds.len(), 4);
+    }
+
+    #[test]
+    fn completions_are_the_running_keys_that_left() {
+        let mut completions = Completions::default();
+        let keys = |ids: &[u64]| ids.iter().copied().collect::<HashSet<u64>>();
+        assert_eq!(completions.update(keys(&[1, 2, 3])), 0, "the first poll is a baseline");
+        assert_eq!(completions.update(keys(&[2, 3, 4, 5])), 1, "1 left");
+        assert_eq!(completions.update(keys(&[5])), 4, "2, 3 and 4 left");
+        assert_eq!(completions.update(keys(&[])), 5);
     }
 
     #[test]

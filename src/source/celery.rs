@@ -15,6 +15,7 @@ use redis::{AsyncConnectionConfig, Client};
 use serde::Deserialize;
 
 use super::{Reading, SourceError};
+use crate::policy::Load;
 use crate::secret::SecretUrl;
 
 /// `kind = "celery"` settings.
@@ -168,10 +169,13 @@ impl CelerySource {
             pipe.cmd("LLEN").arg(key);
         }
         let lengths: Vec<u64> = pipe.query_async(connection).await.map_err(|e| self.query_error(e))?;
-        let mut reading = Reading { value: lengths.iter().sum::<u64>() as f64, ..Reading::default() };
+        let waiting = lengths.iter().sum::<u64>() as f64;
+        let mut reading = Reading { value: waiting, load: Load { waiting, ..Load::default() }, ..Reading::default() };
         if let Some(key) = &self.unacked_key {
             let (reserved, skipped) = self.count_unacked(connection, key).await?;
             reading.value += reserved as f64;
+            // Reserved by a worker: running under acks_late, prefetched otherwise (kombu's QoS).
+            reading.load.in_flight = Some(reserved as f64);
             reading.skipped = skipped;
         }
         Ok(reading)

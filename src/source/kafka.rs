@@ -19,6 +19,7 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, Visitor};
 
 use super::{Reading, SourceError};
+use crate::policy::Load;
 pub use cluster::Cluster;
 use lag::{OffsetReset, Offsets, PartitionLag, Persistence};
 
@@ -274,7 +275,22 @@ fn measure(
     let mut persistence = persistence.lock().unwrap_or_else(|p| p.into_inner());
     let tracking = settings.exclude_persistent_lag.then_some((&mut *persistence, settings.persistent_lag_polls));
     let (lags, total) = lag::summarize(&offsets, reset, tracking);
-    Ok(Reading { value: total as f64, skipped: 0, cap: cap(settings, &lags), partitions: lags })
+    Ok(Reading {
+        value: total as f64,
+        skipped: 0,
+        cap: cap(settings, &lags),
+        load: load(&lags, total),
+        partitions: lags,
+    })
+}
+
+/// The load for the wait objective: the lag waits (messages being processed are not committed,
+/// so they are in it too: in flight is not observable apart); the end offsets count what arrived,
+/// and what arrived minus the lag what was consumed.
+fn load(lags: &[PartitionLag], total: i64) -> Load {
+    let ends = lags.iter().map(|l| l.end.max(0) as u64).fold(0u64, u64::saturating_add);
+    let lag = total.max(0) as u64;
+    Load { waiting: lag as f64, arrived: Some(ends), completed: Some(ends.saturating_sub(lag)), ..Load::default() }
 }
 
 /// How many consumers the group could use: its partitions, or those with lag.

@@ -70,11 +70,16 @@ impl TestDb {
         self.execute(&task_instance_ddl(self.backend, schema)).await;
     }
 
-    /// Inserts task instances. `executor` is left out on 2.9.
+    /// Inserts task instances `task_0`, `task_1`, …. `executor` is left out on 2.9.
     pub async fn insert(&self, schema: Schema, rows: &[TaskRow]) {
+        self.insert_from(schema, 0, rows).await;
+    }
+
+    /// Inserts task instances named from `task_{first}` on.
+    pub async fn insert_from(&self, schema: Schema, first: usize, rows: &[TaskRow]) {
         let quote = |v: Option<&str>| v.map_or("NULL".to_owned(), |v| format!("'{v}'"));
         let mut statements = Vec::new();
-        for (i, (state, queue, executor, hostname)) in rows.iter().enumerate() {
+        for (i, (state, queue, executor, hostname)) in rows.iter().enumerate().map(|(i, r)| (i + first, r)) {
             let mut columns = vec!["dag_id", "task_id", "run_id", "map_index", "pool", "state", "queue", "hostname"];
             let mut values = vec![
                 quote(Some("etl")),
@@ -99,6 +104,41 @@ impl TestDb {
             ));
         }
         self.execute(&statements.join(";\n")).await;
+    }
+}
+
+impl TestDb {
+    /// Fills a PostgreSQL `task_instance` (2.10 schema) with `rows` task instances shaped like a
+    /// busy installation's: 0.2 % queued, 0.2 % running, 0.2 % scheduled, 2.4 % failed, the rest
+    /// succeeded; one in seven on the `kubernetes` queue. Then `VACUUM ANALYZE`.
+    pub async fn fill_like_production(&self, rows: u64) {
+        assert_eq!(self.backend, Backend::Postgres, "generate_series is PostgreSQL's");
+        self.execute(&format!(
+            "INSERT INTO task_instance (dag_id, task_id, run_id, map_index, pool, state, queue, hostname, priority_weight, try_number)
+SELECT 'dag_' || (g % 200), 'task_' || (g % 50), 'run_' || (g / 10000), g, 'default_pool',
+  CASE WHEN g % 1000 < 2 THEN 'queued' WHEN g % 1000 < 4 THEN 'running' WHEN g % 1000 < 6 THEN 'scheduled'
+       WHEN g % 1000 < 30 THEN 'failed' ELSE 'success' END,
+  CASE WHEN g % 7 = 0 THEN 'kubernetes' ELSE 'default' END, 'worker-' || (g % 20), 1, 1
+FROM generate_series(1, {rows}) g;
+VACUUM ANALYZE task_instance"
+        ))
+        .await;
+    }
+
+    /// PostgreSQL's plan for `sql` with `binds` (text parameters), as a prepared statement is
+    /// planned: one line per plan node.
+    pub async fn explain(&self, sql: &str, binds: &[String]) -> Vec<String> {
+        let mut connection = sqlx::PgConnection::connect(&self.url).await.expect("connect");
+        let types = vec!["text"; binds.len()].join(", ");
+        let statement = if binds.is_empty() { String::new() } else { format!("({types})") };
+        connection.execute(AssertSqlSafe(format!("PREPARE planned{statement} AS {sql}"))).await.expect("prepare");
+        let args: Vec<String> = binds.iter().map(|b| format!("'{}'", b.replace('\'', "''"))).collect();
+        let arguments = if args.is_empty() { String::new() } else { format!("({})", args.join(", ")) };
+        let rows: Vec<(String,)> = sqlx::query_as(AssertSqlSafe(format!("EXPLAIN EXECUTE planned{arguments}")))
+            .fetch_all(&mut connection)
+            .await
+            .expect("explain");
+        rows.into_iter().map(|(line,)| line).collect()
     }
 }
 

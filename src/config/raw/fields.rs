@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, Visitor};
 
+use crate::config::Problem;
 use crate::policy::Fallback;
 
 /// A duration written for humans: `"30s"`, `"5m"`, `"1h 30m"`, or a number of seconds.
@@ -43,6 +44,19 @@ impl<'de> Deserialize<'de> for HumanDuration {
             }
         }
         deserializer.deserialize_any(DurationVisitor)
+    }
+}
+
+/// Checks that a duration key lies in `[least, most]`: every duration the daemon adds to a
+/// clock must be bounded, or `Instant + Duration` could overflow (and panic) on a typo.
+pub fn check_duration(value: Duration, least: Duration, most: Duration, path: &str, problems: &mut Vec<Problem>) {
+    if value < least || value > most {
+        let message = if least.is_zero() {
+            format!("must be at most {}", humantime::format_duration(most))
+        } else {
+            format!("must be from {} to {}", humantime::format_duration(least), humantime::format_duration(most))
+        };
+        problems.push(Problem::new(path, message));
     }
 }
 
@@ -85,6 +99,17 @@ impl<'de> Deserialize<'de> for FallbackReplicas {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bounded_durations_say_their_bounds() {
+        let mut problems = Vec::new();
+        let (second, hour) = (Duration::from_secs(1), Duration::from_secs(3600));
+        check_duration(Duration::from_secs(30), second, hour, "a", &mut problems);
+        check_duration(Duration::from_millis(500), second, hour, "b", &mut problems);
+        check_duration(Duration::from_secs(u64::MAX / 4), Duration::ZERO, hour, "c", &mut problems);
+        let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        assert_eq!(text, vec!["b: must be from 1s to 1h", "c: must be at most 1h"]);
+    }
 
     #[test]
     fn parses_human_durations() {

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::fields::HumanDuration;
+use super::fields::{HumanDuration, check_duration};
 use crate::config::{Problem, SpotTarget};
 use crate::policy::spot::SpotPolicy;
 
@@ -46,9 +46,15 @@ pub(super) fn spot(raw: RawSpot, target_deployment: &str, path: &str, problems: 
     if raw.on_demand_percentage > 100 {
         problem("on_demand_percentage", format!("{} is not a percentage (0 to 100)", raw.on_demand_percentage));
     }
-    if raw.unschedulable_after.0.is_zero() {
-        problem("unschedulable_after", "must be more than 0s".to_owned());
-    }
+    let day = Duration::from_secs(24 * 3600);
+    check_duration(
+        raw.unschedulable_after.0,
+        Duration::from_secs(1),
+        day,
+        &format!("{path}.unschedulable_after"),
+        problems,
+    );
+    check_duration(raw.retry_spot_after.0, Duration::ZERO, day, &format!("{path}.retry_spot_after"), problems);
     SpotTarget {
         deployment: raw.deployment,
         policy: SpotPolicy {

@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::fields::{FallbackReplicas, HumanDuration};
+use super::LONGEST_INTERVAL;
+use super::fields::{FallbackReplicas, HumanDuration, check_duration};
+use super::objective::{self, RawObjective};
 use super::simulation::{self, RawSimulation};
 use super::spot::{self, RawSpot};
 use crate::config::{BusyWorkers, Daemon, Problem, Target};
@@ -39,6 +41,8 @@ pub(super) struct RawTarget {
     #[serde(default = "default_true")]
     busy_workers_floor: bool,
     #[serde(default)]
+    objective: Option<RawObjective>,
+    #[serde(default)]
     simulation: Option<RawSimulation>,
 }
 
@@ -57,7 +61,8 @@ fn default_min_replicas() -> u32 {
 #[derive(Deserialize)]
 struct RawTrigger {
     source: String,
-    per_replica: f64,
+    #[serde(default)]
+    per_replica: Option<f64>,
     #[serde(default)]
     activation: f64,
 }
@@ -94,6 +99,9 @@ impl Default for RawFallback {
         RawFallback { failure_threshold: 3, replicas: FallbackReplicas(Fallback::Hold) }
     }
 }
+
+/// The longest cooldown.
+const DAY: Duration = Duration::from_secs(24 * 3600);
 
 /// HPA validation limits (autoscaling/v2): periods in (0, 1800 s], windows in [0, 3600 s].
 const MAX_PERIOD: Duration = Duration::from_secs(1800);
@@ -132,7 +140,7 @@ pub(super) fn targets(
 }
 
 fn target(
-    raw: RawTarget,
+    mut raw: RawTarget,
     path: &str,
     daemon: &Daemon,
     sources: &BTreeMap<String, SourceSpec>,
@@ -150,25 +158,35 @@ fn target(
     if raw.min_replicas > raw.max_replicas {
         problem("min_replicas", format!("{} is above max_replicas {}", raw.min_replicas, raw.max_replicas));
     }
-    let interval = raw.interval.map_or(daemon.interval, |i| i.0);
-    if interval < Duration::from_secs(1) {
-        problem("interval", "must be at least 1s".to_owned());
-    }
     if raw.triggers.is_empty() {
         problem("triggers", "needs at least one trigger".to_owned());
     }
     if raw.scale_up.cooldown.is_some() {
         problem("scale_up.cooldown", "cooldown delays scale-down: put it in [targets.scale_down]".to_owned());
     }
+    let interval = raw.interval.map_or(daemon.interval, |i| i.0);
+    if raw.interval.is_some() {
+        check_duration(interval, Duration::from_secs(1), LONGEST_INTERVAL, &format!("{path}.interval"), problems);
+    }
+    let objective = raw.objective.take().map(|o| objective::objective(o, &format!("{path}.objective"), problems));
     let triggers = raw
         .triggers
         .iter()
         .enumerate()
-        .map(|(i, t)| trigger(t, &format!("{path}.triggers[{i}]"), sources, problems))
+        .map(|(i, t)| trigger(t, &format!("{path}.triggers[{i}]"), objective.is_some(), sources, problems))
         .collect();
-    let scale_up = rules(&raw.scale_up, ScalingRules::hpa_scale_up(), &format!("{path}.scale_up"), problems);
-    let scale_down = rules(&raw.scale_down, ScalingRules::hpa_scale_down(), &format!("{path}.scale_down"), problems);
+    // An objective plans for the start-up delay and has its own hysteresis: by default it is
+    // held back by neither a rate limit up nor a stabilization window down.
+    let (up_defaults, down_defaults) = match objective {
+        Some(_) => (ScalingRules::unlimited(), ScalingRules::objective_scale_down()),
+        None => (ScalingRules::hpa_scale_up(), ScalingRules::hpa_scale_down()),
+    };
+    let scale_up = rules(&raw.scale_up, up_defaults, &format!("{path}.scale_up"), problems);
+    let scale_down = rules(&raw.scale_down, down_defaults, &format!("{path}.scale_down"), problems);
     let fallback = fallback(&raw, &format!("{path}.fallback"), problems);
+    if let Some(cooldown) = raw.scale_down.cooldown {
+        check_duration(cooldown.0, Duration::ZERO, DAY, &format!("{path}.scale_down.cooldown"), problems);
+    }
     let policy = TargetPolicy {
         min_replicas: raw.min_replicas,
         max_replicas: raw.max_replicas,
@@ -178,10 +196,13 @@ fn target(
         cooldown: raw.scale_down.cooldown.map_or(Duration::ZERO, |c| c.0),
         fallback_threshold: raw.fallback.failure_threshold,
         fallback,
+        objective,
     };
     let busy = busy_workers(&raw, path, sources, problems);
     let spot = raw.spot.map(|s| spot::spot(s, &raw.deployment, &format!("{path}.spot"), problems));
-    let simulation = raw.simulation.map(|s| simulation::simulation(s, &format!("{path}.simulation"), problems));
+    let objective_slots = policy.objective.as_ref().map(|o| o.slots);
+    let simulation =
+        raw.simulation.map(|s| simulation::simulation(s, objective_slots, &format!("{path}.simulation"), problems));
     Target {
         name: raw.name,
         namespace: raw.namespace,
@@ -197,6 +218,7 @@ fn target(
 fn trigger(
     raw: &RawTrigger,
     path: &str,
+    objective: bool,
     sources: &BTreeMap<String, SourceSpec>,
     problems: &mut Vec<Problem>,
 ) -> TriggerPolicy {
@@ -207,8 +229,15 @@ fn trigger(
             format!("no source named {:?} (defined: {})", raw.source, known.join(", ")),
         ));
     }
-    if !(raw.per_replica.is_finite() && raw.per_replica > 0.0) {
-        problems.push(Problem::new(format!("{path}.per_replica"), "must be a number above 0"));
+    match raw.per_replica {
+        Some(per_replica) if !(per_replica.is_finite() && per_replica > 0.0) => {
+            problems.push(Problem::new(format!("{path}.per_replica"), "must be a number above 0"));
+        }
+        None if !objective => problems.push(Problem::new(
+            format!("{path}.per_replica"),
+            "required key is missing (or give the target a [targets.objective] to size for a wait)",
+        )),
+        _ => {}
     }
     if !(raw.activation.is_finite() && raw.activation >= 0.0) {
         problems.push(Problem::new(format!("{path}.activation"), "must be a number, 0 or above"));
@@ -236,7 +265,9 @@ fn rules(raw: &RawRules, defaults: ScalingRules, path: &str, problems: &mut Vec<
             raw.iter().enumerate().map(|(i, p)| rate_policy(p, &format!("{path}.policies[{i}]"), problems)).collect()
         }
     };
-    if policies.is_empty() && select != Select::Disabled {
+    // Written empty: a mistake (leaving the key out keeps the defaults; an objective's default
+    // scale-up has no policy at all, meaning no rate limit).
+    if raw.policies.as_ref().is_some_and(Vec::is_empty) && select != Select::Disabled {
         problems.push(Problem::new(format!("{path}.policies"), "needs at least one policy (or select = \"disabled\")"));
     }
     let stabilization = raw.stabilization.map_or(defaults.stabilization, |s| s.0);

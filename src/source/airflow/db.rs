@@ -96,7 +96,8 @@ impl Db {
         self.rows::<(String, i64)>(sql, binds).await
     }
 
-    async fn rows<R>(&self, sql: &str, binds: &[String]) -> Result<Vec<R>, SourceError>
+    /// Runs one `SELECT` in a read-only transaction with the statement timeout, returning rows.
+    pub async fn rows<R>(&self, sql: &str, binds: &[String]) -> Result<Vec<R>, SourceError>
     where
         R: Send
             + Unpin
