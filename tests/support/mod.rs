@@ -5,6 +5,7 @@ pub mod airflow;
 pub mod apiserver;
 pub mod daemon;
 pub mod kafka;
+pub mod manifests;
 pub mod redis;
 
 use std::time::Duration;
