@@ -36,9 +36,9 @@ need MariaDB "$(hostport "${TEST_MYSQL_URL:-mysql://root@127.0.0.1:3306/mysql}")
   "start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd   (or set TEST_MYSQL_URL)"
 
 step "tools"
-# What the tests run besides cargo, installed from Debian when missing: kubectl renders deploy/,
-# prometheus and promtool check the metrics and the dashboard, redis-server and openssl make
-# private and TLS Redis servers, python3 runs Helm (below).
+# What the tests run besides cargo, installed from Debian when missing: kubectl renders deploy/
+# and is run against the test API server, prometheus and promtool check the metrics and the
+# dashboard, redis-server and openssl make private and TLS Redis servers, python3 runs Helm (below).
 missing=()
 command -v kubectl >/dev/null || missing+=(kubernetes-client)
 { command -v prometheus >/dev/null && command -v promtool >/dev/null; } || missing+=(prometheus)

@@ -19,7 +19,7 @@ type Permission = (String, String, String);
 
 /// (API group, resource with subresource, verb) of one request.
 fn permission(request: &Request) -> Permission {
-    let (path, query) = request.path.split_once('?').unwrap_or((&request.path, ""));
+    let (path, query) = (request.path.as_str(), request.query.as_str());
     let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
     // /api/v1/… (core) or /apis/GROUP/VERSION/…; then optional namespaces/NS; then resource[/name[/sub]].
     let (group, rest) = match parts.as_slice() {
