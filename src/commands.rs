@@ -19,10 +19,14 @@ pub enum Output {
     Json,
 }
 
-/// `validate`: exit 0 if the config is valid, else 2 with one line per problem.
+/// `validate`: exit 0 if the config is valid, else 2 with one line per problem; warnings (on
+/// stderr) do not change the exit code.
 pub fn validate(path: &Path) -> ExitCode {
     match Config::load(path) {
         Ok(config) => {
+            for warning in crate::config::warnings(&config) {
+                eprintln!("{}: warning: {warning}", path.display());
+            }
             println!("{}: valid ({} sources, {} targets)", path.display(), config.sources.len(), config.targets.len());
             ExitCode::SUCCESS
         }
