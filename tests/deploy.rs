@@ -1,8 +1,13 @@
 //! The manifests in deploy/: they parse into their Kubernetes types and agree with the example
 //! config.
 
+mod support;
+
+use std::path::Path;
+
 use k8s_openapi::api::apps::v1::Deployment;
 use queue_autoscaler::config::Config;
+use support::kustomize;
 
 fn example_config() -> Config {
     let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config.example.toml")).unwrap();
@@ -44,14 +49,42 @@ fn the_spot_example_is_the_pair_the_example_config_scales() {
     }
 }
 
-/// `kubectl kustomize deploy/`, with the real kubectl (Debian's kubernetes-client, or any other).
+/// `kubectl kustomize deploy/`.
 fn rendered() -> Vec<serde_json::Value> {
-    let out = std::process::Command::new("kubectl")
-        .args(["kustomize", concat!(env!("CARGO_MANIFEST_DIR"), "/deploy")])
-        .output()
-        .unwrap_or_else(|e| panic!("kubectl is needed to render deploy/ ({e}): apt-get install kubernetes-client"));
-    assert!(out.status.success(), "kubectl kustomize deploy/ failed:\n{}", String::from_utf8_lossy(&out.stderr));
-    serde_saphyr::from_multiple(&String::from_utf8_lossy(&out.stdout)).expect("rendered YAML")
+    kustomize::render(Path::new(kustomize::DEPLOY))
+}
+
+/// Parses each object into its Kubernetes type; returns the kinds, sorted.
+fn parse_all(objects: &[serde_json::Value]) -> Vec<String> {
+    use k8s_openapi::api::admissionregistration::v1 as admission;
+    use k8s_openapi::api::{
+        core::v1, networking::v1::NetworkPolicy, policy::v1::PodDisruptionBudget, rbac::v1 as rbac,
+    };
+    let mut kinds: Vec<String> = Vec::new();
+    for object in objects {
+        let kind = object["kind"].as_str().unwrap().to_owned();
+        match kind.as_str() {
+            "Namespace" => drop(typed::<v1::Namespace>(object)),
+            "ServiceAccount" => drop(typed::<v1::ServiceAccount>(object)),
+            "ConfigMap" => drop(typed::<v1::ConfigMap>(object)),
+            "Service" => drop(typed::<v1::Service>(object)),
+            "Deployment" => drop(typed::<Deployment>(object)),
+            "ClusterRole" => drop(typed::<rbac::ClusterRole>(object)),
+            "ClusterRoleBinding" => drop(typed::<rbac::ClusterRoleBinding>(object)),
+            "Role" => drop(typed::<rbac::Role>(object)),
+            "RoleBinding" => drop(typed::<rbac::RoleBinding>(object)),
+            "PodDisruptionBudget" => drop(typed::<PodDisruptionBudget>(object)),
+            "NetworkPolicy" => drop(typed::<NetworkPolicy>(object)),
+            "ValidatingAdmissionPolicy" => drop(typed::<admission::ValidatingAdmissionPolicy>(object)),
+            "ValidatingAdmissionPolicyBinding" => drop(typed::<admission::ValidatingAdmissionPolicyBinding>(object)),
+            // A CRD of the Prometheus Operator: no k8s-openapi type; check its shape by hand.
+            "ServiceMonitor" => assert_eq!(object["spec"]["endpoints"][0]["port"], "metrics"),
+            other => panic!("unexpected kind {other}"),
+        }
+        kinds.push(kind);
+    }
+    kinds.sort();
+    kinds
 }
 
 fn find<'a>(objects: &'a [serde_json::Value], kind: &str, name: &str) -> &'a serde_json::Value {
@@ -67,32 +100,8 @@ fn typed<T: serde::de::DeserializeOwned>(value: &serde_json::Value) -> T {
 
 #[test]
 fn every_rendered_object_parses_into_its_kubernetes_type() {
-    use k8s_openapi::api::{
-        core::v1, networking::v1::NetworkPolicy, policy::v1::PodDisruptionBudget, rbac::v1 as rbac,
-    };
     let objects = rendered();
-    let mut kinds: Vec<String> = Vec::new();
-    for object in &objects {
-        let kind = object["kind"].as_str().unwrap().to_owned();
-        match kind.as_str() {
-            "Namespace" => drop(typed::<v1::Namespace>(object)),
-            "ServiceAccount" => drop(typed::<v1::ServiceAccount>(object)),
-            "ConfigMap" => drop(typed::<v1::ConfigMap>(object)),
-            "Service" => drop(typed::<v1::Service>(object)),
-            "Deployment" => drop(typed::<Deployment>(object)),
-            "ClusterRole" => drop(typed::<rbac::ClusterRole>(object)),
-            "ClusterRoleBinding" => drop(typed::<rbac::ClusterRoleBinding>(object)),
-            "Role" => drop(typed::<rbac::Role>(object)),
-            "RoleBinding" => drop(typed::<rbac::RoleBinding>(object)),
-            "PodDisruptionBudget" => drop(typed::<PodDisruptionBudget>(object)),
-            "NetworkPolicy" => drop(typed::<NetworkPolicy>(object)),
-            // A CRD of the Prometheus Operator: no k8s-openapi type; check its shape by hand.
-            "ServiceMonitor" => assert_eq!(object["spec"]["endpoints"][0]["port"], "metrics"),
-            other => panic!("unexpected kind {other}"),
-        }
-        kinds.push(kind);
-    }
-    kinds.sort();
+    let kinds = parse_all(&objects);
     let expected = [
         "ClusterRole",
         "ClusterRoleBinding",
@@ -190,4 +199,48 @@ fn the_dashboard_config_map_carries_the_dashboard_for_the_sidecar() {
         Some(file.as_str()),
         "rerun scripts/dashboard-configmap.sh"
     );
+}
+
+#[test]
+fn the_components_render_and_parse() {
+    let objects =
+        kustomize::overlay("components: [\"{deploy}/components/namespaced\", \"{deploy}/components/pod-cost-only\"]\n");
+    let kinds = parse_all(&objects);
+    for kind in ["ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding", "Role", "ClusterRole"] {
+        assert!(kinds.iter().any(|k| k == kind), "{kind} in {kinds:?}");
+    }
+    let cluster_roles: Vec<&serde_json::Value> =
+        objects.iter().filter(|o| o["kind"] == "ClusterRole" || o["kind"] == "ClusterRoleBinding").collect();
+    assert!(cluster_roles.iter().all(|o| o["metadata"]["name"] == "queue-autoscaler-nodes"), "{cluster_roles:#?}");
+    for role in objects.iter().filter(|o| o["kind"] == "Role") {
+        assert!(role["metadata"]["namespace"].is_string(), "every Role has its namespace: {role}");
+    }
+}
+
+#[test]
+fn the_network_policy_admits_the_monitoring_namespace_and_the_readmes_patch_changes_it() {
+    use k8s_openapi::api::networking::v1::NetworkPolicy;
+    let selector = |objects: &[serde_json::Value]| {
+        let policy: NetworkPolicy = typed(find(objects, "NetworkPolicy", "queue-autoscaler"));
+        let ingress = policy.spec.unwrap().ingress.unwrap();
+        assert_eq!(ingress.len(), 1, "one rule");
+        let port = ingress[0].ports.as_ref().unwrap()[0].port.clone();
+        assert_eq!(port, Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(9090)));
+        let from = ingress[0].from.clone().unwrap();
+        assert_eq!(from.len(), 1, "one peer");
+        assert!(from[0].pod_selector.is_none() && from[0].ip_block.is_none(), "a namespace, nothing else");
+        from[0].namespace_selector.clone().unwrap().match_labels.unwrap()
+    };
+    let base = selector(&rendered());
+    assert_eq!(base, [("kubernetes.io/metadata.name".to_owned(), "monitoring".to_owned())].into());
+    // The overlay patch the README shows, as written there.
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let patch = readme
+        .split("```yaml\n")
+        .skip(1)
+        .filter_map(|block| block.split("```").next())
+        .find(|block| block.contains("kind: NetworkPolicy"))
+        .expect("the README's NetworkPolicy patch");
+    let patched = selector(&kustomize::overlay(patch));
+    assert_eq!(patched, [("kubernetes.io/metadata.name".to_owned(), "prometheus".to_owned())].into());
 }

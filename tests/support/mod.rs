@@ -6,6 +6,7 @@ pub mod apiserver;
 pub mod certs;
 pub mod daemon;
 pub mod kafka;
+pub mod kustomize;
 pub mod redis;
 
 use std::time::Duration;
