@@ -2,7 +2,8 @@
 //! a temporary directory with Debian's server binaries, `ssl = on` with a certificate for
 //! localhost/127.0.0.1 signed by a CA made with `openssl`, password authentication over TLS only.
 //! The right CA with `sslmode=verify-full` connects; a wrong CA, or a host name the certificate
-//! does not name, is refused with a clear error; the password appears in no output.
+//! does not name, is refused with a clear error; the password appears in no output. And the same
+//! for MySQL's `ssl-mode=VERIFY_IDENTITY`, against a MariaDB of the test's own.
 
 mod support;
 
@@ -208,4 +209,97 @@ async fn the_password_given_as_a_query_parameter_works_and_is_never_printed() {
     let error = trigger["error"].as_str().expect("an error");
     assert!(error.contains("password authentication failed"), "{error}");
     assert!(!printed.contains("-wrong"), "{printed}");
+}
+
+/// A MariaDB server in a temporary directory, TLS on with the test CA's certificate, grant tables
+/// off (anyone may connect: what is tested is the client's verification); killed when dropped.
+struct PrivateMariaDb {
+    dir: tempfile::TempDir,
+    server: std::process::Child,
+    port: u16,
+}
+
+impl PrivateMariaDb {
+    fn start() -> PrivateMariaDb {
+        let dir = tempfile::tempdir().expect("tempdir");
+        certificates(dir.path());
+        let path = |name: &str| dir.path().join(name).to_string_lossy().into_owned();
+        // As root, both switch to the mysql user (which owns the files); otherwise they run as is.
+        let user: &[&str] = if running_as_root() { &["--user=mysql"] } else { &[] };
+        if running_as_root() {
+            let owned = Command::new("chown").args(["-R", "mysql:mysql", &path("")]).status();
+            assert!(owned.is_ok_and(|s| s.success()), "chown -R mysql {}", path(""));
+        }
+        let datadir = format!("--datadir={}", path("data"));
+        let install = Command::new("mariadb-install-db")
+            .args(["--no-defaults", &datadir, "--skip-test-db"])
+            .args(user)
+            .output()
+            .expect("mariadb-install-db (Debian package mariadb-server) must be installed");
+        assert!(install.status.success(), "mariadb-install-db: {}", String::from_utf8_lossy(&install.stderr));
+        let port = free_port();
+        let server = Command::new("mariadbd")
+            .args(["--no-defaults", &datadir, &format!("--port={port}")])
+            .args(user)
+            .args(["--bind-address=127.0.0.1", &format!("--socket={}", path("sock")), "--skip-grant-tables"])
+            .args([format!("--ssl-cert={}", path("server.pem")), format!("--ssl-key={}", path("server.key"))])
+            .arg(format!("--log-error={}", path("error.log")))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("mariadbd (Debian package mariadb-server) must be installed");
+        let mut db = PrivateMariaDb { dir, server, port };
+        for _ in 0..200 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return db;
+            }
+            if let Ok(Some(status)) = db.server.try_wait() {
+                let log = std::fs::read_to_string(db.dir.path().join("error.log")).unwrap_or_default();
+                panic!("the test's MariaDB exited ({status}):\n{log}");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("the test's MariaDB did not listen on {port} within 10 s");
+    }
+
+    fn url(&self, query: &str) -> String {
+        format!("mysql://root@localhost:{}/airflow?{query}", self.port)
+    }
+}
+
+impl Drop for PrivateMariaDb {
+    fn drop(&mut self) {
+        let _ = self.server.kill();
+        let _ = self.server.wait();
+    }
+}
+
+#[tokio::test]
+async fn verify_identity_connects_to_mariadb_with_the_right_ca_and_refuses_a_wrong_one() {
+    let server = PrivateMariaDb::start();
+    let url = format!("mysql://root@127.0.0.1:{}/mysql?ssl-mode=REQUIRED", server.port);
+    let mut connection = sqlx::MySqlConnection::connect(&url).await.expect("connect to the test's MariaDB");
+    for sql in [
+        "CREATE DATABASE airflow",
+        "CREATE TABLE airflow.task_instance (task_id TEXT, state TEXT, queue TEXT, hostname TEXT)",
+        "INSERT INTO airflow.task_instance VALUES ('a', 'queued', 'default', ''), ('b', 'running', 'default', 'w')",
+    ] {
+        connection.execute(sqlx::AssertSqlSafe(sql)).await.expect(sql);
+    }
+    let ca = server.dir.path().join("ca.pem").to_string_lossy().into_owned();
+
+    let (trigger, printed) = once(&server.url(&format!("ssl-mode=VERIFY_IDENTITY&ssl-ca={ca}")));
+    assert_eq!(trigger["value"], 2.0, "{printed}");
+    assert!(!printed.contains("is not verified"), "{printed}");
+
+    let other = tempfile::tempdir().expect("tempdir");
+    certificates(other.path());
+    let wrong = other.path().join("ca.pem").to_string_lossy().into_owned();
+    let (trigger, printed) = once(&server.url(&format!("ssl-mode=VERIFY_IDENTITY&ssl-ca={wrong}")));
+    let error = trigger["error"].as_str().unwrap_or_else(|| panic!("an error: {printed}"));
+    assert!(error.contains("certificate") && error.contains("ssl-ca"), "{error}");
+
+    let (trigger, printed) = once(&server.url(""));
+    assert_eq!(trigger["value"], 2.0, "{printed}");
+    assert!(printed.contains("connection to localhost is not verified; set ssl-mode=VERIFY_IDENTITY"), "{printed}");
 }
