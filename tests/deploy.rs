@@ -81,7 +81,7 @@ fn the_deployment_is_hardened_probed_and_spread() {
     let deployment: Deployment = typed(find(&objects, "Deployment", "queue-autoscaler"));
     assert_eq!(deployment.spec.as_ref().unwrap().replicas, Some(2), "two replicas, one writer");
     let pod = manifests::check_hardened(&deployment);
-    assert!(pod.affinity.unwrap().pod_anti_affinity.is_some());
+    assert!(pod.affinity.as_ref().is_some_and(|a| a.pod_anti_affinity.is_some()));
     assert_eq!(manifests::config_map_of(&pod), "queue-autoscaler-config");
     // The Service, PDB, NetworkPolicy and anti-affinity select these pods.
     manifests::check_selectors(&objects, "queue-autoscaler");
@@ -115,4 +115,49 @@ fn the_dashboard_config_map_carries_the_dashboard_for_the_sidecar() {
         Some(file.as_str()),
         "rerun scripts/dashboard-configmap.sh"
     );
+}
+
+#[test]
+fn the_components_render_and_parse() {
+    let objects =
+        manifests::overlay("components: [\"{deploy}/components/namespaced\", \"{deploy}/components/pod-cost-only\"]\n");
+    let mut kinds: Vec<String> = objects.iter().map(manifests::parse_typed).collect();
+    kinds.sort();
+    for kind in ["ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding", "Role", "ClusterRole"] {
+        assert!(kinds.iter().any(|k| k == kind), "{kind} in {kinds:?}");
+    }
+    let cluster_roles: Vec<&serde_json::Value> =
+        objects.iter().filter(|o| o["kind"] == "ClusterRole" || o["kind"] == "ClusterRoleBinding").collect();
+    assert!(cluster_roles.iter().all(|o| o["metadata"]["name"] == "queue-autoscaler-nodes"), "{cluster_roles:#?}");
+    for role in objects.iter().filter(|o| o["kind"] == "Role") {
+        assert!(role["metadata"]["namespace"].is_string(), "every Role has its namespace: {role}");
+    }
+}
+
+#[test]
+fn the_network_policy_admits_the_monitoring_namespace_and_the_readmes_patch_changes_it() {
+    use k8s_openapi::api::networking::v1::NetworkPolicy;
+    let selector = |objects: &[serde_json::Value]| {
+        let policy: NetworkPolicy = typed(find(objects, "NetworkPolicy", "queue-autoscaler"));
+        let ingress = policy.spec.unwrap().ingress.unwrap();
+        assert_eq!(ingress.len(), 1, "one rule");
+        let port = ingress[0].ports.as_ref().unwrap()[0].port.clone();
+        assert_eq!(port, Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(9090)));
+        let from = ingress[0].from.clone().unwrap();
+        assert_eq!(from.len(), 1, "one peer");
+        assert!(from[0].pod_selector.is_none() && from[0].ip_block.is_none(), "a namespace, nothing else");
+        from[0].namespace_selector.clone().unwrap().match_labels.unwrap()
+    };
+    let base = selector(&kustomize("deploy"));
+    assert_eq!(base, [("kubernetes.io/metadata.name".to_owned(), "monitoring".to_owned())].into());
+    // The overlay patch the README shows, as written there.
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let patch = readme
+        .split("```yaml\n")
+        .skip(1)
+        .filter_map(|block| block.split("```").next())
+        .find(|block| block.contains("kind: NetworkPolicy"))
+        .expect("the README's NetworkPolicy patch");
+    let patched = selector(&manifests::overlay(patch));
+    assert_eq!(patched, [("kubernetes.io/metadata.name".to_owned(), "prometheus".to_owned())].into());
 }

@@ -3,6 +3,7 @@
 //! the Helm chart share.
 
 use std::collections::BTreeSet;
+use std::path::Path;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::PodSpec;
@@ -15,16 +16,42 @@ pub fn documents(text: &str, what: &str) -> Vec<Value> {
     values.into_iter().filter(|v| !v.is_null()).collect()
 }
 
+/// The crate's `deploy/`, for overlays of it.
+pub const DEPLOY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy");
+
 /// `kubectl kustomize DIR` (relative to the crate root), with the real kubectl (Debian's
 /// kubernetes-client, or any other).
 pub fn kustomize(dir: &str) -> Vec<Value> {
-    let path = format!("{}/{dir}", env!("CARGO_MANIFEST_DIR"));
-    let out = std::process::Command::new("kubectl")
-        .args(["kustomize", &path])
-        .output()
-        .unwrap_or_else(|e| panic!("kubectl is needed to render {dir}/ ({e}): apt-get install kubernetes-client"));
-    assert!(out.status.success(), "kubectl kustomize {dir}/ failed:\n{}", String::from_utf8_lossy(&out.stderr));
-    documents(&String::from_utf8_lossy(&out.stdout), &format!("kubectl kustomize {dir}/"))
+    render(Path::new(&format!("{}/{dir}", env!("CARGO_MANIFEST_DIR"))))
+}
+
+/// The objects kustomize renders for the kustomization in `dir`.
+pub fn render(dir: &Path) -> Vec<Value> {
+    let out = std::process::Command::new("kubectl").arg("kustomize").arg(dir).output().unwrap_or_else(|e| {
+        panic!("kubectl is needed to render {} ({e}): apt-get install kubernetes-client", dir.display())
+    });
+    if !out.status.success() {
+        let version = std::process::Command::new("kubectl").args(["version", "--client"]).output();
+        let version = version.map(|v| String::from_utf8_lossy(&v.stdout).into_owned()).unwrap_or_default();
+        panic!(
+            "kubectl kustomize {}:\n{}\n(deploy/components need kustomize 3.7+, kubectl 1.21+; this is {version})",
+            dir.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    documents(&String::from_utf8_lossy(&out.stdout), &format!("kubectl kustomize {}", dir.display()))
+}
+
+/// An overlay of deploy/: `resources: [deploy/]` and, under it, `extra` (components, patches…).
+/// Paths in `extra` may start with `{deploy}`.
+pub fn overlay(extra: &str) -> Vec<Value> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // kustomize takes no absolute paths: reach deploy/ from the overlay through the root.
+    let up = "../".repeat(dir.path().components().count().saturating_sub(1));
+    let deploy = format!("{up}{}", DEPLOY.trim_start_matches('/'));
+    let text = format!("resources: [\"{deploy}\"]\n{}", extra.replace("{deploy}", &deploy));
+    std::fs::write(dir.path().join("kustomization.yaml"), text).expect("write kustomization.yaml");
+    render(dir.path())
 }
 
 /// The object of `kind` named `name`.
@@ -49,6 +76,7 @@ pub fn typed<T: DeserializeOwned>(value: &Value) -> T {
 /// Parses `object` into the k8s-openapi type of its kind (panics on any other kind) and returns
 /// the kind.
 pub fn parse_typed(object: &Value) -> String {
+    use k8s_openapi::api::admissionregistration::v1 as admission;
     use k8s_openapi::api::{
         core::v1, networking::v1::NetworkPolicy, policy::v1::PodDisruptionBudget, rbac::v1 as rbac,
     };
@@ -65,6 +93,8 @@ pub fn parse_typed(object: &Value) -> String {
         "RoleBinding" => drop(typed::<rbac::RoleBinding>(object)),
         "PodDisruptionBudget" => drop(typed::<PodDisruptionBudget>(object)),
         "NetworkPolicy" => drop(typed::<NetworkPolicy>(object)),
+        "ValidatingAdmissionPolicy" => drop(typed::<admission::ValidatingAdmissionPolicy>(object)),
+        "ValidatingAdmissionPolicyBinding" => drop(typed::<admission::ValidatingAdmissionPolicyBinding>(object)),
         // A CRD of the Prometheus Operator: no k8s-openapi type; check its shape by hand.
         "ServiceMonitor" => assert_eq!(object["spec"]["endpoints"][0]["port"], "metrics"),
         other => panic!("unexpected kind {other}"),
