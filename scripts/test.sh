@@ -36,20 +36,29 @@ need MariaDB "$(hostport "${TEST_MYSQL_URL:-mysql://root@127.0.0.1:3306/mysql}")
   "start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd   (or set TEST_MYSQL_URL)"
 
 step "tools"
-# What the tests run besides cargo, installed from Debian when missing: kubectl renders deploy/,
-# prometheus and promtool check the metrics and the dashboard, redis-server and openssl make
-# private and TLS Redis servers.
+# What the tests run besides cargo, installed from Debian when missing: kubectl renders deploy/
+# and is run against the test API server, prometheus and promtool check the metrics and the
+# dashboard, redis-server and openssl make private and TLS Redis servers, python3 runs Helm (below).
 missing=()
 command -v kubectl >/dev/null || missing+=(kubernetes-client)
 { command -v prometheus >/dev/null && command -v promtool >/dev/null; } || missing+=(prometheus)
 command -v redis-server >/dev/null || missing+=(redis-server)
 command -v openssl >/dev/null || missing+=(openssl)
+command -v python3 >/dev/null || missing+=(python3 python3-pip)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing ${missing[*]}"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 echo "kubectl: $(kubectl version --client 2>/dev/null | head -1)"
 echo "prometheus: $(prometheus --version 2>&1 | head -1)"
+# Helm v4 as a library, for tests/helm.rs: helm-python-sdk bundles Helm's Go code (no helm
+# binary). PIP_BREAK_SYSTEM_PACKAGES lets pip install beside a Debian-managed python3.
+if ! python3 -c 'import helm_python' 2>/dev/null; then
+  echo "installing helm-python-sdk"
+  PIP_BREAK_SYSTEM_PACKAGES=1 python3 -m pip install --quiet --disable-pip-version-check \
+    --root-user-action=ignore 'helm-python-sdk==0.2.2'
+fi
+echo "helm: $(python3 -c 'import helm_python; print(helm_python.helm_sdk_version())') (helm-python-sdk)"
 
 step "kafka broker"
 TEST_KAFKA_BROKERS="$(scripts/kafka-broker.sh)"

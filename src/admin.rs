@@ -22,13 +22,21 @@ pub struct Health {
     /// A loop that has not finished a cycle for this long is reported dead.
     stall_after: Duration,
     last_cycle: Mutex<Option<Instant>>,
+    /// Whether `/readyz` names the lease holder (`daemon.admin_details`).
+    details: bool,
 }
 
 impl Health {
     /// `interval` is the longest poll interval: a live loop finishes a cycle at least that often.
     pub fn new(interval: Duration, leadership: Arc<Leadership>) -> Self {
         let stall_after = interval * 3 + Duration::from_secs(30);
-        Health { started: Instant::now(), leadership, stall_after, last_cycle: Mutex::new(None) }
+        Health { started: Instant::now(), leadership, stall_after, last_cycle: Mutex::new(None), details: false }
+    }
+
+    /// With `details`, `/readyz` names the pod that holds the lease (`daemon.admin_details`).
+    pub fn with_details(mut self, details: bool) -> Self {
+        self.details = details;
+        self
     }
 
     pub fn cycle_done(&self) {
@@ -87,18 +95,35 @@ async fn healthz(State(state): State<AdminState>) -> impl IntoResponse {
 }
 
 /// Ready once a first cycle has completed, leader or standby (a standby is ready to take over);
-/// the body says which.
+/// the body says which, and names the leader's pod only with `daemon.admin_details`.
 async fn readyz(State(state): State<AdminState>) -> impl IntoResponse {
-    let leadership = &state.health.leadership;
-    let role = match (leadership.is_elected(), leadership.is_leader(), leadership.holder()) {
-        (false, _, _) => "leader (no leader election)".to_owned(),
-        (true, true, _) => "leader".to_owned(),
-        (true, false, Some(holder)) => format!("standby (leader: {holder})"),
-        (true, false, None) => "standby (no leader seen yet)".to_owned(),
-    };
+    let role = role(&state.health.leadership, state.health.details);
     if state.health.ready() {
         (StatusCode::OK, format!("ready: {role}\n"))
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, format!("waiting for the first cycle: {role}\n"))
+    }
+}
+
+fn role(leadership: &Leadership, details: bool) -> String {
+    match (leadership.is_elected(), leadership.is_leader(), details.then(|| leadership.holder()).flatten()) {
+        (false, _, _) => "leader (no leader election)".to_owned(),
+        (true, true, _) => "leader".to_owned(),
+        (true, false, Some(holder)) => format!("standby (leader: {holder})"),
+        (true, false, None) if details => "standby (no leader seen yet)".to_owned(),
+        (true, false, None) => "standby".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn readyz_names_no_pod_unless_asked() {
+        let standby = Leadership::elected(Duration::from_secs(10));
+        assert_eq!(role(&standby, false), "standby");
+        assert_eq!(role(&standby, true), "standby (no leader seen yet)");
+        assert_eq!(role(&Leadership::always(), false), "leader (no leader election)");
     }
 }

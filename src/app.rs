@@ -102,7 +102,8 @@ impl App {
     /// cycle in flight finish (for up to a few seconds), then releases the lease.
     pub async fn run(mut self, config_path: Option<PathBuf>, shutdown: CancellationToken) -> Result<(), StartError> {
         let listen = self.config.daemon.listen;
-        let health = Arc::new(Health::new(self.longest_interval(), self.leadership.clone()));
+        let details = self.config.daemon.admin_details;
+        let health = Arc::new(Health::new(self.longest_interval(), self.leadership.clone()).with_details(details));
         let listener =
             tokio::net::TcpListener::bind(listen).await.map_err(|error| StartError::Listen { addr: listen, error })?;
         tracing::info!(%listen, targets = self.targets.len(), dry_run = self.dry_run, "queue-autoscaler started");

@@ -11,6 +11,7 @@ pub use simulate::{Baseline, SimulateOutputs, simulate};
 
 use crate::app::{App, render_table};
 use crate::config::Config;
+use crate::rbac;
 
 /// Exit code of a config that does not validate.
 const EXIT_INVALID_CONFIG: u8 = 2;
@@ -22,11 +23,33 @@ pub enum Output {
     Json,
 }
 
-/// `validate`: exit 0 if the config is valid, else 2 with one line per problem.
+/// `validate`: exit 0 if the config is valid, else 2 with one line per problem; warnings (on
+/// stderr) do not change the exit code.
 pub fn validate(path: &Path) -> ExitCode {
     match Config::load(path) {
         Ok(config) => {
+            for warning in crate::config::warnings(&config) {
+                eprintln!("{}: warning: {warning}", path.display());
+            }
             println!("{}: valid ({} sources, {} targets)", path.display(), config.sources.len(), config.targets.len());
+            ExitCode::SUCCESS
+        }
+        Err(error) => invalid(path, &error),
+    }
+}
+
+/// `rbac`: prints the ServiceAccount and the least RBAC the config needs, as YAML.
+pub fn rbac(path: &Path, identity: &rbac::Identity) -> ExitCode {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(error) => return fail(&format!("cannot read {}: {error}", path.display())),
+    };
+    // The lease's namespace defaults to the daemon's own (POD_NAMESPACE in the pod).
+    let env = std::env::vars().filter(|(k, _)| k != "POD_NAMESPACE");
+    let env = env.chain([("POD_NAMESPACE".to_owned(), identity.namespace.clone())]);
+    match Config::parse(&text, env) {
+        Ok(config) => {
+            print!("{}", rbac::render(&rbac::manifests(&config, identity)));
             ExitCode::SUCCESS
         }
         Err(error) => invalid(path, &error),

@@ -8,8 +8,10 @@
 mod env;
 mod problems;
 mod raw;
+mod warnings;
 
 pub use problems::{ConfigError, Problem};
+pub use warnings::{Warning, warnings};
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -49,6 +51,9 @@ pub struct Daemon {
     pub config_check_interval: Duration,
     /// `None` when leader election is off: this replica always writes.
     pub leader_election: Option<LeaderElection>,
+    /// Whether `/readyz` names the pod that holds the lease (off: it says only leader or standby,
+    /// so that the admin port tells nothing about the cluster).
+    pub admin_details: bool,
 }
 
 /// `[daemon.leader_election]`.

@@ -6,6 +6,7 @@
 //!              ├─► policy   pure: observations + history + now → Decision
 //!              ├─► target   read / write Deployments (scale, Events)
 //!              └─► metrics, admin   /metrics /healthz /readyz
+//! rbac: config → the least Kubernetes RBAC it needs (the `rbac` command)
 //! ```
 
 pub mod admin;
@@ -14,6 +15,7 @@ pub mod commands;
 pub mod config;
 pub mod metrics;
 pub mod policy;
+pub mod rbac;
 pub mod secret;
 pub mod simulate;
 pub mod source;

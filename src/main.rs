@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use queue_autoscaler::commands::{self, Baseline, Output, SimulateOutputs};
+use queue_autoscaler::rbac::Identity;
 
 #[derive(Parser)]
 #[command(name = "queue-autoscaler", version, about = "Scales Kubernetes worker Deployments from queue depth")]
@@ -52,6 +53,19 @@ enum Command {
         #[arg(long, value_enum)]
         baseline: Option<Baseline>,
     },
+    /// Print the least RBAC this config needs (ServiceAccount, Roles, bindings) as YAML.
+    Rbac {
+        #[arg(long)]
+        config: PathBuf,
+        /// The daemon's own namespace: its ServiceAccount's, and the lease's by default.
+        #[arg(long, default_value = "queue-autoscaler")]
+        namespace: String,
+        #[arg(long, default_value = "queue-autoscaler")]
+        service_account: String,
+        /// Leave out the ServiceAccount (it exists already, as in deploy/).
+        #[arg(long)]
+        without_service_account: bool,
+    },
     /// Poll every source once, decide every target, print, exit.
     Once {
         #[arg(long)]
@@ -72,6 +86,10 @@ async fn main() -> ExitCode {
         Command::Run { config, dry_run } => commands::run(&config, dry_run).await,
         Command::Validate { config } => commands::validate(&config),
         Command::Once { config, dry_run, output } => commands::once(&config, dry_run, output).await,
+        Command::Rbac { config, namespace, service_account, without_service_account } => {
+            let with_service_account = !without_service_account;
+            commands::rbac(&config, &Identity { namespace, service_account, with_service_account })
+        }
         Command::Simulate { config, trace, target, svg, csv, output, baseline } => {
             let outputs = SimulateOutputs { svg: svg.as_deref(), csv: csv.as_deref(), output, baseline };
             commands::simulate(&config, &trace, target.as_deref(), &outputs)

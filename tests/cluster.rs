@@ -41,6 +41,8 @@ policies = [{{ type = "pods", value = 10, period = "500ms" }}]
 }
 
 const ELECTION: &str = r#"
+admin_details = true
+
 [daemon.leader_election]
 enabled = true
 namespace = "ops"

@@ -38,6 +38,7 @@ struct RawDaemon {
     kube_timeout: HumanDuration,
     config_check_interval: HumanDuration,
     leader_election: RawLeaderElection,
+    admin_details: bool,
 }
 
 impl Default for RawDaemon {
@@ -50,6 +51,7 @@ impl Default for RawDaemon {
             kube_timeout: HumanDuration(Duration::from_secs(10)),
             config_check_interval: HumanDuration(Duration::from_secs(5)),
             leader_election: RawLeaderElection::default(),
+            admin_details: false,
         }
     }
 }
@@ -214,6 +216,7 @@ fn daemon(raw: RawDaemon, env: &HashMap<String, String>, problems: &mut Vec<Prob
         kube_timeout: raw.kube_timeout.0,
         config_check_interval: raw.config_check_interval.0,
         leader_election: leader_election(raw.leader_election, env, problems),
+        admin_details: raw.admin_details,
     }
 }
 

@@ -115,18 +115,10 @@ impl<'de> Deserialize<'de> for ConfValue {
     }
 }
 
-/// Whether a librdkafka property holds a secret (never shown).
-fn is_secret(property: &str) -> bool {
-    ["password", "secret", "key", "token", "oauthbearer.config", "jaas"].iter().any(|s| property.contains(s))
-}
-
 impl fmt::Debug for KafkaSettings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let librdkafka: BTreeMap<&str, &str> = self
-            .librdkafka
-            .iter()
-            .map(|(k, v)| (k.as_str(), if is_secret(k) { "***" } else { v.0.as_str() }))
-            .collect();
+        let librdkafka: BTreeMap<&str, &str> =
+            self.librdkafka.iter().map(|(k, v)| (k.as_str(), crate::secret::shown_property(k, &v.0))).collect();
         f.debug_struct("KafkaSettings")
             .field("brokers", &self.brokers)
             .field("group", &self.group)

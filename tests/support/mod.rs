@@ -3,8 +3,10 @@
 
 pub mod airflow;
 pub mod apiserver;
+pub mod certs;
 pub mod daemon;
 pub mod kafka;
+pub mod manifests;
 pub mod redis;
 
 use std::time::Duration;

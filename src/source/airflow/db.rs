@@ -6,11 +6,12 @@
 //! `MAX_EXECUTION_TIME` hint): nothing is set on the session, so the pool is safe behind
 //! PgBouncer in transaction mode, where a session `SET` would leak into Airflow's own connections.
 
-use std::str::FromStr;
+mod options;
+
 use std::time::Duration;
 
-use sqlx::mysql::{MySqlConnectOptions, MySqlPool};
-use sqlx::postgres::{PgConnectOptions, PgPool};
+use sqlx::mysql::MySqlPool;
+use sqlx::postgres::PgPool;
 use tokio::sync::OnceCell;
 // Every SQL text here is assembled from constants, column names of our own and placeholders;
 // values from the config are always bound, never spliced in: so it is safe to assert.
@@ -18,6 +19,7 @@ use sqlx::AssertSqlSafe;
 
 use crate::secret::SecretUrl;
 use crate::source::SourceError;
+use options::Options;
 
 /// Connections per database: one poll query at a time per source, rarely two sources at once.
 const MAX_CONNECTIONS: u32 = 2;
@@ -48,21 +50,26 @@ pub enum Placeholders {
 }
 
 impl Db {
-    /// A lazy pool: nothing connects until the first query.
+    /// A lazy pool: nothing connects until the first query. Logs what [`Db::warnings`] finds.
     pub fn open(url: &SecretUrl, timeout: Duration) -> Result<Db, SourceError> {
-        let bad =
-            |e: sqlx::Error| SourceError::Connect(format!("bad database URL {url}: {}", url.scrub(&e.to_string())));
-        let raw = url.expose();
-        let pool = if raw.starts_with("postgres://") || raw.starts_with("postgresql://") {
-            let options = PgConnectOptions::from_str(raw).map_err(bad)?.application_name("queue-autoscaler");
-            Pool::Postgres(pool_options::<sqlx::Postgres>(timeout).connect_lazy_with(options))
-        } else if raw.starts_with("mysql://") || raw.starts_with("mariadb://") {
-            let options = MySqlConnectOptions::from_str(&raw.replacen("mariadb://", "mysql://", 1)).map_err(bad)?;
-            Pool::MySql(pool_options::<sqlx::MySql>(timeout).connect_lazy_with(options))
-        } else {
-            return Err(SourceError::Connect(format!("{url} is not a postgres:// or mysql:// URL")));
+        let parsed = options::parse(url)?;
+        for warning in parsed.warnings() {
+            tracing::warn!(%url, "{warning}");
+        }
+        let pool = match parsed.options {
+            Options::Postgres(options) => Pool::Postgres(
+                pool_options::<sqlx::Postgres>(timeout).connect_lazy_with(options.application_name("queue-autoscaler")),
+            ),
+            Options::MySql(options) => Pool::MySql(pool_options::<sqlx::MySql>(timeout).connect_lazy_with(options)),
         };
         Ok(Db { pool, url: url.clone(), timeout, mariadb: Default::default() })
+    }
+
+    /// What an operator should know about `url` before it is used: a server that will not be
+    /// verified ("connection to HOST is not verified; set sslmode=verify-full"), query parameters
+    /// the driver ignores, or why it cannot be used at all.
+    pub fn warnings(url: &SecretUrl) -> Vec<String> {
+        options::parse(url).map_or_else(|error| vec![error.to_string()], |parsed| parsed.warnings())
     }
 
     pub fn placeholders(&self) -> Placeholders {
@@ -154,12 +161,23 @@ impl Db {
     fn error(&self, error: sqlx::Error) -> SourceError {
         let message = self.url.scrub(&error.to_string());
         match error {
-            sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => {
-                SourceError::Connect(message)
-            }
+            sqlx::Error::Tls(_) | sqlx::Error::Io(_) if is_tls(&error) => SourceError::Connect(format!(
+                "{message}: check sslrootcert (MySQL: ssl-ca), the CA that signed the server's certificate, and that the certificate names this host"
+            )),
+            sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => SourceError::Connect(message),
             sqlx::Error::Database(_) => SourceError::Query(message),
             _ => SourceError::Protocol(message),
         }
+    }
+}
+
+/// Whether the connection failed in the TLS handshake: sqlx reports a refused certificate as an
+/// I/O error around rustls' own.
+fn is_tls(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Tls(_) => true,
+        sqlx::Error::Io(io) => io.get_ref().is_some_and(|inner| inner.is::<rustls::Error>()),
+        _ => false,
     }
 }
 

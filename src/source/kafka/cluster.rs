@@ -30,6 +30,18 @@ pub struct Cluster {
     metadata: Mutex<BTreeMap<String, (Vec<i32>, Instant)>>,
 }
 
+/// librdkafka's refusal of a property, without the value it was given: a misspelt `sasl.password`
+/// is not recognised as a secret, and librdkafka repeats invalid values in its description.
+fn config_error(error: KafkaError) -> SourceError {
+    match error {
+        KafkaError::ClientConfig(_, description, property, value) => SourceError::Connect(format!(
+            "librdkafka property {property}: {}",
+            crate::secret::scrub(&description, &[value])
+        )),
+        other => SourceError::Connect(other.to_string()),
+    }
+}
+
 impl Cluster {
     /// A client that never joins a group: it only asks.
     pub fn connect(settings: &BTreeMap<String, String>) -> Result<Cluster, SourceError> {
@@ -48,7 +60,7 @@ impl Cluster {
         // when an OffsetFetch answers COORDINATOR_NOT_AVAILABLE (rd_kafka_handle_OffsetFetch →
         // rd_kafka_cgrp_op), even for the admin API: a client without one crashes there.
         config.set("group.id", READER_GROUP);
-        let consumer = config.create::<BaseConsumer>().map_err(|e| SourceError::Connect(e.to_string()))?;
+        let consumer = config.create::<BaseConsumer>().map_err(config_error)?;
         Ok(Cluster { consumer, metadata: Mutex::new(BTreeMap::new()) })
     }
 
