@@ -38,7 +38,7 @@ fn the_example_config_is_valid_and_says_what_it_shows() {
     assert_eq!(target.policy.scale_up, ScalingRules::hpa_scale_up());
     assert_eq!(target.policy.cooldown, Duration::from_secs(60));
     let objective = target.policy.objective.as_ref().expect("the first target sizes for a wait");
-    assert_eq!((objective.max_wait, objective.slots, objective.task_seconds), (Duration::from_secs(30), 16, Some(2.0)));
+    assert_eq!((objective.max_wait, objective.slots, objective.task_seconds), (Duration::from_secs(60), 16, Some(2.0)));
     let Settings::Celery(celery) = &config.sources["celery_default"].settings else { panic!("a celery source") };
     assert_eq!(celery.separator, "\u{6}\u{16}");
     assert_eq!(celery.priority_steps, vec![0, 3, 6, 9]);

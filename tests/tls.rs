@@ -13,6 +13,7 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 use sqlx::{Connection, Executor};
+use support::airflow::{Backend, Schema, task_instance_ddl};
 use support::certs::certificates;
 use support::daemon::{free_port, run};
 
@@ -124,14 +125,18 @@ fn append(path: &Path, text: &str) {
     file.write_all(text.as_bytes()).expect("append to postgresql.conf");
 }
 
-/// Creates Airflow's `task_instance` (the columns the source reads) with three queued tasks.
+/// The rows the TLS tests put in `task_instance` (Airflow 2.10's, as the model defines it).
+const TASKS: &str = "INSERT INTO task_instance (dag_id, task_id, run_id, pool, state, queue) VALUES \
+    ('etl', 'a', 'r', 'default_pool', 'queued', 'default'), ('etl', 'b', 'r', 'default_pool', '{b}', 'default'), \
+    ('etl', 'c', 'r', 'default_pool', '{c}', 'default')";
+
+/// Creates Airflow's `task_instance` with three queued tasks.
 async fn create_tasks(server: &PrivatePostgres) {
     let url = server.url("localhost", "sslmode=require");
     let mut connection = sqlx::PgConnection::connect(&url).await.expect("connect to the test's PostgreSQL");
-    for sql in [
-        "CREATE TABLE task_instance (task_id TEXT, state TEXT, queue TEXT, hostname TEXT)",
-        "INSERT INTO task_instance VALUES ('a', 'queued', 'default', ''), ('b', 'queued', 'default', ''), ('c', 'queued', 'default', '')",
-    ] {
+    let ddl = task_instance_ddl(Backend::Postgres, Schema::V2_10);
+    let rows = TASKS.replace("{b}", "queued").replace("{c}", "queued");
+    for sql in ddl.split(";\n").map(str::trim).filter(|s| !s.is_empty()).chain([rows.as_str()]) {
         connection.execute(sqlx::AssertSqlSafe(sql)).await.expect(sql);
     }
 }
@@ -279,12 +284,14 @@ async fn verify_identity_connects_to_mariadb_with_the_right_ca_and_refuses_a_wro
     let server = PrivateMariaDb::start();
     let url = format!("mysql://root@127.0.0.1:{}/mysql?ssl-mode=REQUIRED", server.port);
     let mut connection = sqlx::MySqlConnection::connect(&url).await.expect("connect to the test's MariaDB");
-    for sql in [
-        "CREATE DATABASE airflow",
-        "CREATE TABLE airflow.task_instance (task_id TEXT, state TEXT, queue TEXT, hostname TEXT)",
-        "INSERT INTO airflow.task_instance VALUES ('a', 'queued', 'default', ''), ('b', 'running', 'default', 'w')",
-    ] {
-        connection.execute(sqlx::AssertSqlSafe(sql)).await.expect(sql);
+    // Two in the queued + running count: a, queued, and b, running; c has succeeded.
+    let rows = TASKS.replace("{b}", "running").replace("{c}", "success");
+    let ddl = task_instance_ddl(Backend::MariaDb, Schema::V2_10);
+    let statements = ddl.split(";\n").map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned);
+    let setup =
+        ["CREATE DATABASE airflow".to_owned(), "USE airflow".to_owned()].into_iter().chain(statements).chain([rows]);
+    for sql in setup {
+        connection.execute(sqlx::AssertSqlSafe(sql.as_str())).await.expect("set up task_instance");
     }
     let ca = server.dir.path().join("ca.pem").to_string_lossy().into_owned();
 
