@@ -6,6 +6,7 @@ pub mod apiserver;
 pub mod daemon;
 pub mod kafka;
 pub mod manifests;
+pub mod rabbitmq;
 pub mod redis;
 
 use std::time::Duration;
