@@ -48,14 +48,15 @@ need "RabbitMQ management API" "$(hostport "${TEST_RABBITMQ_MANAGEMENT_URL:-http
 step "tools"
 # What the tests run besides cargo, installed from Debian when missing: kubectl renders deploy/,
 # prometheus and promtool check the metrics and the dashboard, redis-server and openssl make
-# private and TLS Redis servers, python3 runs Helm and Celery (both from PyPI, below): Celery
-# publishes to and consumes from RabbitMQ.
+# private and TLS Redis servers, socat puts TLS in front of RabbitMQ, python3 runs Helm and Celery
+# (both from PyPI, below): Celery publishes to and consumes from RabbitMQ.
 missing=()
 command -v kubectl >/dev/null || missing+=(kubernetes-client)
 { command -v prometheus >/dev/null && command -v promtool >/dev/null; } || missing+=(prometheus)
 command -v redis-server >/dev/null || missing+=(redis-server)
 command -v openssl >/dev/null || missing+=(openssl)
 command -v python3 >/dev/null || missing+=(python3 python3-pip)
+command -v socat >/dev/null || missing+=(socat)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing ${missing[*]}"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null

@@ -5,76 +5,14 @@ mod support;
 
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 use serde_json::Value;
 use support::daemon::{free_port, run};
+use support::tls::{Server, certificates, wait_listening};
 
-/// Makes a CA and a server certificate for 127.0.0.1/localhost with the `openssl` CLI.
-fn certificates(dir: &Path) {
-    let openssl = |args: &[&str]| {
-        let status = Command::new("openssl").args(args).current_dir(dir).stderr(Stdio::null()).status();
-        assert!(status.expect("openssl must be installed (Debian package openssl)").success(), "openssl {args:?}");
-    };
-    openssl(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.pem",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=test-ca",
-    ]);
-    openssl(&[
-        "req",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        "server.key",
-        "-out",
-        "server.csr",
-        "-subj",
-        "/CN=localhost",
-    ]);
-    std::fs::write(dir.join("san.ext"), "subjectAltName=DNS:localhost,IP:127.0.0.1\n").unwrap();
-    openssl(&[
-        "x509",
-        "-req",
-        "-in",
-        "server.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-out",
-        "server.pem",
-        "-days",
-        "2",
-        "-extfile",
-        "san.ext",
-    ]);
-}
-
-struct TlsRedis(std::process::Child);
-
-impl Drop for TlsRedis {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_tls_redis(dir: &Path, port: u16) -> TlsRedis {
+fn start_tls_redis(dir: &Path, port: u16) -> Server {
     let path = |name: &str| dir.join(name).to_string_lossy().into_owned();
-    let server = TlsRedis(
+    let server = Server(
         Command::new("redis-server")
             .args([
                 "--port",
@@ -94,13 +32,8 @@ fn start_tls_redis(dir: &Path, port: u16) -> TlsRedis {
             .spawn()
             .expect("redis-server must be installed, built with TLS (Debian's is)"),
     );
-    for _ in 0..100 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return server;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("TLS redis-server did not start on port {port}");
+    wait_listening(port, "TLS redis-server");
+    server
 }
 
 fn config(dir: &Path, url: &str) -> String {
