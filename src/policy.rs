@@ -12,6 +12,7 @@
 //! ```
 
 mod behavior;
+pub mod partitions;
 mod reason;
 mod spec;
 pub mod spot;
@@ -30,6 +31,9 @@ pub enum Observation {
     /// A value whose recommendation may not exceed `cap` (a Kafka group cannot use more
     /// consumers than its topics have partitions).
     Capped { value: f64, cap: u32 },
+    /// A value whose recommendation is rounded up to a factor of `partitions`, so that every
+    /// consumer gets as many, and never exceeds them (`ensure_even_distribution`).
+    EvenlySpread { value: f64, partitions: u32 },
     /// The poll failed; the value is unknown.
     Failed,
 }
@@ -38,7 +42,9 @@ impl Observation {
     /// The value, if the poll answered.
     pub fn value(&self) -> Option<f64> {
         match self {
-            Observation::Value(value) | Observation::Capped { value, .. } => Some(*value),
+            Observation::Value(value) | Observation::Capped { value, .. } | Observation::EvenlySpread { value, .. } => {
+                Some(*value)
+            }
             Observation::Failed => None,
         }
     }
@@ -166,6 +172,9 @@ fn recommend_each(policy: &TargetPolicy, observations: &[Observation]) -> Vec<Op
         .map(|(trigger, observation)| match observation {
             Observation::Value(value) => Some(trigger.recommend(*value)),
             Observation::Capped { value, cap } => Some(trigger.recommend(*value).min(*cap)),
+            Observation::EvenlySpread { value, partitions } => {
+                Some(partitions::round_up_to_factor(trigger.recommend(*value), *partitions).min(*partitions))
+            }
             Observation::Failed => None,
         })
         .collect()

@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::policy::Observation;
 use crate::secret::SecretUrl;
 
 /// A validated `[sources.NAME]` table.
@@ -83,8 +84,22 @@ pub struct Reading {
     pub skipped: u64,
     /// The most replicas this value can use (a Kafka group: its partitions), if limited.
     pub cap: Option<u32>,
+    /// Round the recommendation up to a factor of `cap` (a Kafka group's partitions), so that
+    /// every consumer gets as many (`ensure_even_distribution`).
+    pub even: bool,
     /// Per-partition detail (Kafka).
     pub partitions: Vec<kafka::lag::PartitionLag>,
+}
+
+impl Reading {
+    /// What the decision core sees of this reading.
+    pub fn observation(&self) -> Observation {
+        match self.cap {
+            Some(partitions) if self.even => Observation::EvenlySpread { value: self.value, partitions },
+            Some(cap) => Observation::Capped { value: self.value, cap },
+            None => Observation::Value(self.value),
+        }
+    }
 }
 
 /// Why a poll failed. Each variant has a bounded metric label.

@@ -15,7 +15,6 @@ use crate::config::Target;
 use crate::metrics::{Metrics, TargetLabels};
 use crate::policy::spot::{Placement, Split, SpotChange};
 use crate::policy::{self, Decision, History, Inputs, Observation, Reason};
-use crate::source::Reading;
 use crate::target::spot::SpotHealth;
 use crate::target::{Deployments, Observed, TargetError};
 
@@ -168,8 +167,7 @@ impl TargetState {
             .triggers
             .iter()
             .map(|t| match reading(&t.source) {
-                Some(Ok(Reading { value, cap: Some(cap), .. })) => Observation::Capped { value: *value, cap: *cap },
-                Some(Ok(reading)) => Observation::Value(reading.value),
+                Some(Ok(reading)) => reading.observation(),
                 _ => Observation::Failed,
             })
             .collect()

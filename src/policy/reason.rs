@@ -156,7 +156,7 @@ impl Driver {
             .max_by_key(|(_, r)| *r)?;
         let value = observations[index].value()?;
         let cap = match observations[index] {
-            Observation::Capped { cap, .. } => Some(cap),
+            Observation::Capped { cap, .. } | Observation::EvenlySpread { partitions: cap, .. } => Some(cap),
             _ => None,
         };
         Some(Driver { source: policy.triggers[index].source.clone(), value, active, cap })
