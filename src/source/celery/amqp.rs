@@ -69,6 +69,8 @@ impl AmqpQueues {
         })
     }
 
+    /// Ready messages, plus unacked ones when the management API is configured. Both or
+    /// neither: a partial count could scale down what is still busy.
     pub async fn poll(&self) -> Result<Reading, SourceError> {
         let ready = self.ready();
         let (ready, unacked) = match &self.management {
@@ -78,7 +80,7 @@ impl AmqpQueues {
             }
             None => (ready.await?, 0),
         };
-        Ok(Reading { value: (ready + unacked) as f64, ..Reading::default() })
+        Ok(Reading { value: ready.saturating_add(unacked) as f64, ..Reading::default() })
     }
 
     /// Σ ready messages over the queues, on the source's connection.
@@ -88,6 +90,11 @@ impl AmqpQueues {
             Some(session) if session.connection.status().connected() => session,
             _ => self.connect().await?,
         };
+        if !session.channel.status().connected() {
+            // The broker may close a channel on its own (an operator, a policy): take another.
+            session.channel =
+                session.connection.create_channel().await.map_err(|e| self.error("reopen a channel", &e))?;
+        }
         let (ready, missing) = self.count(&mut session).await?;
         self.note_missing(missing);
         *lock(&self.session) = Some(session);
