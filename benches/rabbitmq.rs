@@ -38,6 +38,7 @@ fn source(queues: &[String], extra: &str) -> Source {
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     let queues: Vec<String> = (0..QUEUES).map(|i| format!("bench-rabbitmq-{}-{i}", std::process::id())).collect();
+    let _cleanup = rabbitmq::Cleanup(queues.clone());
     let filled: Vec<(String, usize)> = queues.iter().enumerate().map(|(i, q)| (q.clone(), i % 3 + 1)).collect();
     let expected: usize = filled.iter().map(|(_, n)| n).sum();
     let (connection, channel) = runtime.block_on(rabbitmq::channel());
@@ -97,5 +98,4 @@ fn main() {
     );
 
     drop((channel, connection));
-    runtime.block_on(rabbitmq::delete(&queues));
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use queue_autoscaler::config::Config;
 use queue_autoscaler::secret::SecretUrl;
 use queue_autoscaler::source::{Settings, Source, SourceError};
-use support::rabbitmq::{self, CeleryWorker, Proxy};
+use support::rabbitmq::{self, CeleryWorker, Cleanup, Proxy};
 use support::unique;
 
 /// A source as the config file makes it: `[sources.q]` with `url` and these extra lines.
@@ -38,6 +38,7 @@ async fn poll(source: &Source) -> f64 {
 async fn ready_tasks_published_by_celery_count_once_per_priority_queue() {
     rabbitmq::require();
     let (urgent, bulk, absent) = (unique("celery-urgent"), unique("celery-bulk"), unique("celery-absent"));
+    let _cleanup = Cleanup(vec![urgent.clone(), bulk.clone()]);
     rabbitmq::celery_publish(&urgent, &[0, 3, 9, 9, 5]);
     rabbitmq::celery_publish(&bulk, &[1, 1, 2]);
     // Every priority sits in the one x-max-priority queue: no priority lists to add up.
@@ -45,7 +46,6 @@ async fn ready_tasks_published_by_celery_count_once_per_priority_queue() {
     assert_eq!(reading.value, 8.0);
     assert_eq!(reading.skipped, 0);
     assert_eq!(poll(&source(&[&bulk])).await, 3.0);
-    rabbitmq::delete(&[urgent, bulk]).await;
 }
 
 #[tokio::test]
@@ -54,6 +54,7 @@ async fn missing_queues_count_zero_wherever_they_are_in_the_list() {
     // 300 queues, every third missing: more than one window of declares, and a closed channel
     // (404 NOT_FOUND) to replace at every missing one.
     let names: Vec<String> = (0..300).map(|i| unique(&format!("amqp-mixed-{i}"))).collect();
+    let _cleanup = Cleanup(names.clone());
     let present: Vec<(String, usize)> =
         names.iter().enumerate().filter(|(i, _)| i % 3 != 1).map(|(i, q)| (q.clone(), i % 4)).collect();
     rabbitmq::fill(&channel, &present).await;
@@ -64,13 +65,13 @@ async fn missing_queues_count_zero_wherever_they_are_in_the_list() {
     assert_eq!(poll(&source).await, expected as f64, "the same connection, polled again");
     let only_missing: Vec<&str> = names.iter().skip(1).step_by(3).map(String::as_str).collect();
     assert_eq!(poll(&self::source(&only_missing)).await, 0.0);
-    rabbitmq::delete(&names).await;
 }
 
 #[tokio::test]
 async fn unacked_messages_of_a_celery_worker_prefetch_count_with_the_management_api() {
     rabbitmq::require();
     let queue = unique("celery-prefetch");
+    let _cleanup = Cleanup(vec![queue.clone()]);
     rabbitmq::celery_publish(&queue, &[0; 10]);
     let mut worker = CeleryWorker::start(&queue, 4);
     // acks_late, prefetch 4, one task at a time (each sleeps): 4 delivered and unacked, 6 ready.
@@ -88,8 +89,6 @@ async fn unacked_messages_of_a_celery_worker_prefetch_count_with_the_management_
     );
     let with_unacked = source_from(&rabbitmq::url(), &lines);
     assert_eq!(poll(&with_unacked).await, 10.0, "6 ready + 4 unacked");
-    drop(worker);
-    rabbitmq::delete(&[queue]).await;
 }
 
 #[tokio::test]
@@ -145,6 +144,7 @@ async fn a_wrong_password_is_a_connect_error_that_does_not_show_it() {
 async fn a_cut_connection_is_replaced_at_the_next_poll() {
     let (_connection, channel) = rabbitmq::channel().await;
     let queue = unique("amqp-reconnect");
+    let _cleanup = Cleanup(vec![queue.clone()]);
     rabbitmq::fill(&channel, &[(queue.clone(), 7)]).await;
     let proxy = Proxy::start(rabbitmq::broker_address()).await;
     let source = source_from(&rabbitmq::url_through(&proxy), &queues_line(&[&queue]));
@@ -157,7 +157,6 @@ async fn a_cut_connection_is_replaced_at_the_next_poll() {
         assert!(matches!(error, SourceError::Connect(_)), "{error:?}");
     }
     assert_eq!(poll(&source).await, 7.0);
-    rabbitmq::delete(&[queue]).await;
 }
 
 #[tokio::test]

@@ -49,6 +49,7 @@ fn once(dir: &Path, url: &str, queue: &str, ca: &str) -> Value {
 async fn amqps_reads_queues_over_verified_tls() {
     let (_connection, channel) = rabbitmq::channel().await;
     let queue = unique("amqps-q");
+    let _cleanup = rabbitmq::Cleanup(vec![queue.clone()]);
     rabbitmq::fill(&channel, &[(queue.clone(), 3)]).await;
     let dir = tempfile::tempdir().unwrap();
     certificates(dir.path());
@@ -68,5 +69,4 @@ async fn amqps_reads_queues_over_verified_tls() {
     assert_eq!(report[0]["triggers"][0]["value"], Value::Null, "{report}");
     let error = report[0]["triggers"][0]["error"].as_str().expect("an error");
     assert!(!error.contains("guest:guest"), "{error}");
-    rabbitmq::delete(&[queue]).await;
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
-use lapin::options::{BasicPublishOptions, QueueDeclareOptions, QueueDeleteOptions};
+use lapin::options::{BasicPublishOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
 use tokio::net::{TcpListener, TcpStream};
@@ -82,18 +82,28 @@ pub async fn fill(channel: &Channel, queues: &[(String, usize)]) {
     }
 }
 
-/// Deletes the queues (missing ones are fine).
-pub async fn delete(queues: &[String]) {
-    let (connection, _) = channel().await;
-    for queue in queues {
-        // Each on a channel of its own: deleting a queue that does not exist closes the channel.
-        let channel = connection.create_channel().await.expect("channel");
-        let _ = channel.queue_delete(queue.as_str().into(), QueueDeleteOptions::default()).await;
+/// Deletes its queues when dropped, so that a failing test leaves none behind.
+pub struct Cleanup(pub Vec<String>);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        for queue in &self.0 {
+            // A queue that was never made answers 404: nothing to delete.
+            let path = format!("/api/queues/%2F/{}", percent_encoding::utf8_percent_encode(queue, NAME));
+            management_request("DELETE", &path);
+        }
     }
 }
 
+/// What a queue name must escape in a URL path segment.
+const NAME: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.');
+
 /// A GET on the management API: (status, body).
 pub fn management_get(path: &str) -> (u16, String) {
+    management_request("GET", path)
+}
+
+fn management_request(method: &str, path: &str) -> (u16, String) {
     use std::io::{Read, Write};
     let base = url::Url::parse(&management_url()).expect("management URL");
     let credentials = format!("{}:{}", base.username(), base.password().unwrap_or(""));
@@ -101,7 +111,7 @@ pub fn management_get(path: &str) -> (u16, String) {
     let mut stream = std::net::TcpStream::connect(address(base.as_str())).expect("management API");
     stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
     // HTTP/1.0: the answer comes whole and the connection closes after it.
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nAuthorization: Basic {authorization}\r\n\r\n")
+    write!(stream, "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nAuthorization: Basic {authorization}\r\n\r\n")
         .expect("request");
     let mut response = String::new();
     stream.read_to_string(&mut response).expect("response");
