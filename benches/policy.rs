@@ -50,7 +50,7 @@ fn objective_policy() -> TargetPolicy {
 /// A source that counts: the backlog swings as `value`, the counters move with it.
 fn counted(i: u64) -> Observation {
     let load = Load { waiting: value(i), in_flight: Some(100.0), completed: Some(i * 40), ..Load::default() };
-    Observation::Answered(Sample { value: value(i) + 100.0, cap: None, load })
+    Observation::Answered(Sample { value: value(i) + 100.0, cap: None, even: false, load })
 }
 
 /// A queue that swings between bursts and idle, sampled every `step`.

@@ -2,9 +2,9 @@
 # Runs every test of queue-autoscaler: the policy purity guard, formatting, clippy, then all
 # unit, config, source (real Redis) and end-to-end (real binary + test API server) tests.
 #
-# Needs Redis (6379), PostgreSQL (5432) and MariaDB (3306) on 127.0.0.1, or TEST_REDIS_URL,
-# TEST_POSTGRES_URL and TEST_MYSQL_URL. Tests that cannot reach them fail and say how to start
-# them; they never skip.
+# Needs Redis (6379), PostgreSQL (5432), MariaDB (3306) and RabbitMQ (5672) on 127.0.0.1, or
+# TEST_REDIS_URL, TEST_POSTGRES_URL, TEST_MYSQL_URL and TEST_AMQP_URL. Tests that cannot reach them
+# fail and say how to start them; they never skip.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -34,20 +34,39 @@ need PostgreSQL "$(hostport "${TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:
   "pg_ctlcluster --skip-systemctl-redirect \$(ls /etc/postgresql) main start   (or set TEST_POSTGRES_URL)"
 need MariaDB "$(hostport "${TEST_MYSQL_URL:-mysql://root@127.0.0.1:3306/mysql}")" \
   "start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd   (or set TEST_MYSQL_URL)"
+need RabbitMQ "$(hostport "${TEST_AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}")" \
+  "rabbitmq-server -detached   (or set TEST_AMQP_URL)"
+# Unacked messages are read from RabbitMQ's management API: enable its plugin on the local broker.
+if [ -z "${TEST_RABBITMQ_MANAGEMENT_URL:-}" ] && ! (exec 3<>/dev/tcp/127.0.0.1/15672) 2>/dev/null; then
+  echo "enabling rabbitmq_management"
+  rabbitmq-plugins enable rabbitmq_management >/dev/null
+  for _ in $(seq 60); do (exec 3<>/dev/tcp/127.0.0.1/15672) 2>/dev/null && break; sleep 1; done
+fi
+need "RabbitMQ management API" "$(hostport "${TEST_RABBITMQ_MANAGEMENT_URL:-http://127.0.0.1:15672}")" \
+  "rabbitmq-plugins enable rabbitmq_management   (or set TEST_RABBITMQ_MANAGEMENT_URL)"
 
 step "tools"
 # What the tests run besides cargo, installed from Debian when missing: kubectl renders deploy/
 # and is run against the test API server, prometheus and promtool check the metrics and the
-# dashboard, redis-server and openssl make private and TLS Redis servers, python3 runs Helm (below).
+# dashboard, redis-server and openssl make private and TLS Redis servers, socat puts TLS in front
+# of RabbitMQ, python3 runs Helm and Celery (both from PyPI, below): Celery publishes to and
+# consumes from RabbitMQ.
 missing=()
 command -v kubectl >/dev/null || missing+=(kubernetes-client)
 { command -v prometheus >/dev/null && command -v promtool >/dev/null; } || missing+=(prometheus)
 command -v redis-server >/dev/null || missing+=(redis-server)
 command -v openssl >/dev/null || missing+=(openssl)
 command -v python3 >/dev/null || missing+=(python3 python3-pip)
+command -v socat >/dev/null || missing+=(socat)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing ${missing[*]}"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+# Real Celery publishes and consumes in the RabbitMQ tests (tests/support/celery_amqp.py).
+if ! python3 -c 'import celery' 2>/dev/null; then
+  echo "installing celery"
+  PIP_BREAK_SYSTEM_PACKAGES=1 python3 -m pip install --quiet --disable-pip-version-check \
+    --root-user-action=ignore 'celery>=5.3,<6'
 fi
 echo "kubectl: $(kubectl version --client 2>/dev/null | head -1)"
 echo "prometheus: $(prometheus --version 2>&1 | head -1)"

@@ -133,10 +133,12 @@ async fn cancel_on_signal(shutdown: CancellationToken) {
     shutdown.cancel();
 }
 
-/// Logs to stderr as text or JSON lines; `RUST_LOG` filters (default `info`).
+/// Logs to stderr as text or JSON lines; `RUST_LOG` filters (default `info,lapin=off`: lapin
+/// logs an ERROR for every channel the broker closes, which a passive declare of a queue that
+/// does not exist yet does at every poll; the Celery source reports what matters itself).
 pub fn init_logging(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,lapin=off"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
     if json {

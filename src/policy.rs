@@ -17,6 +17,7 @@ mod backlog;
 mod behavior;
 pub mod load;
 pub mod objective;
+pub mod partitions;
 pub mod queueing;
 mod reason;
 mod spec;
@@ -48,6 +49,9 @@ pub struct Sample {
     /// The most replicas this value can use (a Kafka group cannot use more consumers than its
     /// topics have partitions).
     pub cap: Option<u32>,
+    /// Round what the trigger asks for up to a factor of `cap`, so that every consumer gets as
+    /// many partitions (`ensure_even_distribution`).
+    pub even: bool,
     /// What the source knows of the load behind the value, for the wait objective.
     pub load: Load,
 }
@@ -55,12 +59,22 @@ pub struct Sample {
 impl Observation {
     /// A plain value, with nothing known of the load behind it but that it is waiting.
     pub fn value(value: f64) -> Observation {
-        Observation::Answered(Sample { value, cap: None, load: Load { waiting: value, ..Load::default() } })
+        Observation::Answered(Sample {
+            value,
+            cap: None,
+            even: false,
+            load: Load { waiting: value, ..Load::default() },
+        })
     }
 
     /// A value whose recommendation may not exceed `cap`.
     pub fn capped(value: f64, cap: u32) -> Observation {
-        Observation::Answered(Sample { value, cap: Some(cap), load: Load { waiting: value, ..Load::default() } })
+        Observation::Answered(Sample {
+            value,
+            cap: Some(cap),
+            even: false,
+            load: Load { waiting: value, ..Load::default() },
+        })
     }
 
     /// The value, if the poll answered.
@@ -222,17 +236,20 @@ fn ask_each(policy: &TargetPolicy, history: &mut History, inputs: &Inputs) -> Ve
         .zip(inputs.observations)
         .map(|(trigger, observation)| {
             let Observation::Answered(sample) = observation else { return None };
-            Some(match &policy.objective {
+            let (replicas, prediction) = match &policy.objective {
                 Some(objective) => {
                     let prediction =
                         history.predict(objective, &trigger.source, sample.load, inputs, policy.max_replicas);
-                    Ask { replicas: prediction.replicas, prediction: Some(prediction) }
+                    (prediction.replicas, Some(prediction))
                 }
-                None => {
-                    let replicas = trigger.recommend(sample.value);
-                    Ask { replicas: sample.cap.map_or(replicas, |cap| replicas.min(cap)), prediction: None }
-                }
-            })
+                None => (trigger.recommend(sample.value), None),
+            };
+            let replicas = match sample.cap {
+                Some(partitions) if sample.even => partitions::round_up_to_factor(replicas, partitions).min(partitions),
+                Some(cap) => replicas.min(cap),
+                None => replicas,
+            };
+            Some(Ask { replicas, prediction })
         })
         .collect()
 }

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::policy::Load;
+use crate::policy::{Load, Observation, Sample};
 use crate::secret::SecretUrl;
 
 /// A validated `[sources.NAME]` table.
@@ -84,11 +84,21 @@ pub struct Reading {
     pub skipped: u64,
     /// The most replicas this value can use (a Kafka group: its partitions), if limited.
     pub cap: Option<u32>,
+    /// Round the recommendation up to a factor of `cap` (a Kafka group's partitions), so that
+    /// every consumer gets as many (`ensure_even_distribution`).
+    pub even: bool,
     /// Per-partition detail (Kafka).
     pub partitions: Vec<kafka::lag::PartitionLag>,
     /// The load behind the value, as far as the source can see it (for the wait objective):
     /// what waits, what runs, and cumulative counters of arrived and finished tasks.
     pub load: Load,
+}
+
+impl Reading {
+    /// What the decision core sees of this reading.
+    pub fn observation(&self) -> Observation {
+        Observation::Answered(Sample { value: self.value, cap: self.cap, even: self.even, load: self.load })
+    }
 }
 
 /// Why a poll failed. Each variant has a bounded metric label.

@@ -5,24 +5,14 @@ mod support;
 
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 use serde_json::Value;
-use support::certs::certificates;
 use support::daemon::{free_port, run};
+use support::tls::{Server, certificates, wait_listening};
 
-struct TlsRedis(std::process::Child);
-
-impl Drop for TlsRedis {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_tls_redis(dir: &Path, port: u16) -> TlsRedis {
+fn start_tls_redis(dir: &Path, port: u16) -> Server {
     let path = |name: &str| dir.join(name).to_string_lossy().into_owned();
-    let server = TlsRedis(
+    let server = Server(
         Command::new("redis-server")
             .args([
                 "--port",
@@ -42,13 +32,8 @@ fn start_tls_redis(dir: &Path, port: u16) -> TlsRedis {
             .spawn()
             .expect("redis-server must be installed, built with TLS (Debian's is)"),
     );
-    for _ in 0..100 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return server;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("TLS redis-server did not start on port {port}");
+    wait_listening(port, "TLS redis-server");
+    server
 }
 
 fn config(dir: &Path, url: &str) -> String {

@@ -39,7 +39,7 @@ triggers = [{{ source = "jobs", per_replica = 16 }}]
 fn validate_accepts_the_example() {
     let out = run(&["validate", "--config", EXAMPLE], None, &[]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("valid (3 sources, 3 targets)"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("valid (4 sources, 3 targets)"));
 }
 
 #[test]

@@ -68,9 +68,9 @@ async fn scenario(name: &str) -> (String, String, String, String) {
 async fn exact_lag_per_partition_for_both_reset_policies() {
     let (brokers, a, b, group) = scenario("lag").await;
     let latest = poll(settings(&brokers, &group, &[&a, &b])).await;
-    let expected = vec![(a.clone(), 0, 6), (a.clone(), 1, 0), (a.clone(), 2, 0), (b.clone(), 0, 4), (b.clone(), 1, 0)];
-    assert_eq!(lags(&latest), expected, "latest: no commit means no lag");
-    assert_eq!(latest.value, 10.0);
+    let expected = vec![(a.clone(), 0, 6), (a.clone(), 1, 0), (a.clone(), 2, 1), (b.clone(), 0, 4), (b.clone(), 1, 1)];
+    assert_eq!(lags(&latest), expected, "latest: no commit counts 1 (one consumer to start the group), as KEDA");
+    assert_eq!(latest.value, 12.0);
     let committed: Vec<Option<i64>> = latest.partitions.iter().map(|p| p.committed).collect();
     assert_eq!(committed, vec![Some(4), Some(20), None, Some(1), None]);
     let ends: Vec<i64> = latest.partitions.iter().map(|p| p.end).collect();
@@ -93,7 +93,7 @@ async fn without_topics_every_topic_the_group_committed_is_measured() {
     expected.sort();
     assert_eq!(topics, expected);
     assert_eq!(reading.partitions.len(), 5, "every partition of those topics, committed or not");
-    assert_eq!(reading.value, 10.0);
+    assert_eq!(reading.value, 12.0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -102,7 +102,7 @@ async fn the_cap_is_the_partitions_or_those_with_lag() {
     assert_eq!(poll(settings(&brokers, &group, &[&a, &b])).await.cap, Some(5));
     let mut with_lag = settings(&brokers, &group, &[&a, &b]);
     with_lag.limit_to_partitions_with_lag = true;
-    assert_eq!(poll(with_lag).await.cap, Some(2), "a/0 and b/0");
+    assert_eq!(poll(with_lag).await.cap, Some(4), "a/0 and b/0, and a/2 and b/1 (no commit: lag 1)");
     let mut uncapped = settings(&brokers, &group, &[&a, &b]);
     uncapped.cap_at_partitions = false;
     assert_eq!(poll(uncapped).await.cap, None);
@@ -119,10 +119,11 @@ async fn a_commit_stuck_while_lagging_is_left_out_after_n_polls() {
     for _ in 0..3 {
         seen.push(source.poll().await.expect("poll").value);
     }
-    assert_eq!(seen, vec![6.0, 6.0, 0.0], "a/0 lags 6 with a commit that never moves");
+    // a/2 has no commit (lag 1): nothing there has stopped moving, so it is never left out.
+    assert_eq!(seen, vec![7.0, 7.0, 1.0], "a/0 lags 6 with a commit that never moves");
     let (brokers2, a2, group2) = (brokers.clone(), a.clone(), group.clone());
     tokio::task::spawn_blocking(move || commit(&brokers2, &group2, &[(&a2, 0, 5)])).await.unwrap();
-    assert_eq!(source.poll().await.expect("poll").value, 5.0, "the commit moved: counted again");
+    assert_eq!(source.poll().await.expect("poll").value, 6.0, "the commit moved: counted again");
 }
 
 #[tokio::test]
@@ -133,8 +134,85 @@ async fn config_knobs_parse_with_keda_like_defaults() {
     assert_eq!((settings.offset_reset.as_str(), settings.isolation.as_str()), ("latest", "read_committed"));
     assert!(settings.cap_at_partitions && !settings.limit_to_partitions_with_lag && !settings.exclude_persistent_lag);
     assert!(settings.topics.is_empty());
+    assert!(settings.partition_limitation.is_empty());
+    assert!(!settings.ensure_even_distribution && !settings.scale_to_zero_on_invalid_offset);
     assert_eq!(settings.client_properties()["socket.timeout.ms"], "5000");
     assert!(!format!("{settings:?}").contains("hunter2"), "secrets never in Debug output");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partition_limitation_counts_only_the_partitions_named() {
+    let (brokers, a, b, group) = scenario("limitation").await;
+    let text = format!(
+        "brokers = \"{brokers}\"\ngroup = \"{group}\"\ntopics = [\"{a}\", \"{b}\"]\npartition_limitation = [0, \"2-2\"]\n"
+    );
+    let reading = poll(toml_settings(&text)).await;
+    let expected = vec![(a.clone(), 0, 6), (a.clone(), 2, 1), (b.clone(), 0, 4)];
+    assert_eq!(lags(&reading), expected, "partitions 0 and 2 of each topic (b has no 2)");
+    assert_eq!((reading.value, reading.cap), (11.0, Some(3)), "the cap counts the partitions that count");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scale_to_zero_on_invalid_offset_counts_uncommitted_partitions_as_zero() {
+    let (brokers, a, b, group) = scenario("invalid-offset").await;
+    for reset in ["latest", "earliest"] {
+        let text = format!(
+            "brokers = \"{brokers}\"\ngroup = \"{group}\"\ntopics = [\"{a}\", \"{b}\"]\noffset_reset = \"{reset}\"\n\
+             scale_to_zero_on_invalid_offset = true\n"
+        );
+        let reading = poll(toml_settings(&text)).await;
+        assert_eq!(reading.value, 10.0, "{reset}: a/2 (30 retained) and b/1 count 0");
+        assert_eq!(lags(&reading)[2], (a.clone(), 2, 0), "{reset}");
+    }
+}
+
+#[test]
+fn ensure_even_distribution_rounds_the_consumers_up_to_a_factor_of_the_partitions() {
+    let brokers = require();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (topic, group) = (unique("even-orders"), unique("even-group"));
+    runtime.block_on(create_topic(&brokers, &topic, 12));
+    // 45 messages over 12 partitions, every partition committed at 0: lag 45.
+    produce(&brokers, &topic, &[4, 4, 4, 4, 4, 4, 4, 4, 4, 3, 3, 3]);
+    let commits: Vec<(&str, i32, i64)> = (0..12).map(|p| (topic.as_str(), p, 0)).collect();
+    commit(&brokers, &group, &commits);
+    let desired = |even: bool| {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        let config = format!(
+            "[sources.lag]\nkind = \"kafka\"\nbrokers = \"{brokers}\"\ngroup = \"{group}\"\ntopics = [\"{topic}\"]\n\
+             ensure_even_distribution = {even}\n\n[[targets]]\nname = \"c\"\ndeployment = \"c\"\nmin_replicas = 1\n\
+             max_replicas = 50\ntriggers = [{{ source = \"lag\", per_replica = 10 }}]\n\
+             [targets.scale_up]\npolicies = [{{ type = \"pods\", value = 50, period = \"15s\" }}]\n"
+        );
+        std::fs::write(&path, config).unwrap();
+        let args = ["once", "--config", path.to_str().unwrap(), "--dry-run", "--output", "json"];
+        let out = support::daemon::run(&args, None, &[]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(json[0]["triggers"][0]["value"], 45.0);
+        json[0]["desired"].as_u64().unwrap()
+    };
+    assert_eq!(desired(false), 5, "ceil(45 / 10)");
+    assert_eq!(desired(true), 6, "5 → 6, the next factor of 12: two partitions per consumer");
+}
+
+#[test]
+fn kafka_knobs_that_cannot_work_are_config_errors() {
+    let config = |lines: &str| {
+        format!(
+            "[sources.k]\nkind = \"kafka\"\nbrokers = \"b:9092\"\ngroup = \"g\"\n{lines}\n[[targets]]\nname = \"t\"\n\
+             deployment = \"d\"\nmax_replicas = 1\ntriggers = [{{ source = \"k\", per_replica = 1 }}]\n"
+        )
+    };
+    let error =
+        |lines: &str| queue_autoscaler::config::Config::parse(&config(lines), Vec::new()).expect_err(lines).to_string();
+    let text = error("partition_limitation = [1]");
+    assert!(text.contains("sources.k.partition_limitation") && text.contains("needs `topics`"), "{text}");
+    let text = error("topics = [\"o\"]\npartition_limitation = [\"5-2\", -1]");
+    assert!(text.contains("ends before it starts") && text.contains("-1 is not a partition id"), "{text}");
+    let text = error("topics = [\"o\"]\nensure_even_distribution = true\nlimit_to_partitions_with_lag = true");
+    assert!(text.contains("sources.k.ensure_even_distribution"), "{text}");
 }
 
 // ---- faults, on librdkafka's mock cluster -------------------------------------------------
@@ -162,7 +240,7 @@ async fn a_broker_that_is_down_is_a_bounded_failed_poll() {
     let mock = MockCluster::new(1).expect("mock cluster");
     mock.create_topic("orders", 2, 1).expect("topic");
     let source = source(mock_settings(&mock, "orders"), Duration::from_secs(2));
-    assert_eq!(source.poll().await.expect("healthy").value, 0.0);
+    assert_eq!(source.poll().await.expect("healthy").value, 2.0, "2 partitions without a commit");
     mock.broker_down(1).expect("down");
     let started = Instant::now();
     let error = source.poll().await.expect_err("broker down");

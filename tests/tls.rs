@@ -14,8 +14,8 @@ use std::process::{Command, Output};
 use serde_json::Value;
 use sqlx::{Connection, Executor};
 use support::airflow::{Backend, Schema, task_instance_ddl};
-use support::certs::certificates;
 use support::daemon::{free_port, run};
+use support::tls::certificates;
 
 const PASSWORD: &str = "tls-Pa55-w0rd";
 

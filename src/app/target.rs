@@ -14,8 +14,7 @@ use super::spot::SpotState;
 use crate::config::Target;
 use crate::metrics::{Metrics, TargetLabels};
 use crate::policy::spot::{Placement, Split, SpotChange};
-use crate::policy::{self, Decision, History, Inputs, Observation, Reason, Sample};
-use crate::source::Reading;
+use crate::policy::{self, Decision, History, Inputs, Observation, Reason};
 use crate::target::spot::SpotHealth;
 use crate::target::{Deployments, Observed, TargetError};
 
@@ -180,9 +179,7 @@ impl TargetState {
             .triggers
             .iter()
             .map(|t| match reading(&t.source) {
-                Some(Ok(Reading { value, cap, load, .. })) => {
-                    Observation::Answered(Sample { value: *value, cap: *cap, load: *load })
-                }
+                Some(Ok(reading)) => reading.observation(),
                 _ => Observation::Failed,
             })
             .collect()

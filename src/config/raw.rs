@@ -268,11 +268,14 @@ fn source(
         return None;
     };
     let shared = SharedKeys::take(&mut table, &path, env, problems)?;
+    // The keys the file sets (a Celery source refuses Redis-only keys on RabbitMQ by name).
+    let written: Vec<String> = table.keys().cloned().collect();
     let rest = config::Value::new(None, table);
     let settings = match shared.kind {
         Kind::Celery => {
-            let settings: celery::CelerySettings = deserialize(rest, &path, problems)?;
-            report(&path, settings.problems(), problems);
+            let mut settings: celery::CelerySettings = deserialize(rest, &path, problems)?;
+            report(&path, settings.resolve_env(env).into_iter().collect(), problems);
+            report(&path, settings.problems(shared.url.as_ref(), &written), problems);
             Settings::Celery(settings)
         }
         Kind::Airflow => {

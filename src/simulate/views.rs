@@ -56,7 +56,7 @@ impl View {
             },
         };
         let value = load.waiting + load.in_flight.unwrap_or(0.0);
-        Sample { value, cap: None, load }
+        Sample { value, cap: None, even: false, load }
     }
 }
 

@@ -1,21 +1,20 @@
-//! Celery queues on a Redis broker, read the way kombu lays them out
-//! (kombu `kombu/transport/redis.py`; ../shared/reference/sources.md §2-3):
+//! Celery queues, on either of Celery's main brokers; the URL's scheme picks the reader:
 //!
-//! - a queue is a LIST named after it; priority step N > 0 lives in `<queue><sep><N>`;
-//!   depth = Σ LLEN over those keys (kombu's own `Channel._size()`), all queues in one pipeline;
-//! - reserved (and, with `acks_late`, running) messages sit in one `unacked` HASH for the whole
-//!   DB, each value `[message, exchange, routing_key]`; we attribute them by routing key.
+//! - `redis://`, `rediss://`: kombu's Redis layout, one pipelined round trip (`celery/redis.rs`);
+//! - `amqp://`, `amqps://`: RabbitMQ, a passive `queue.declare` per queue on one connection
+//!   (`celery/amqp.rs`), and unacked messages from the management HTTP API (`celery/management.rs`).
 
-use std::collections::HashSet;
-use std::sync::Mutex;
+mod amqp;
+mod management;
+pub mod redis;
+
+use std::collections::HashMap;
 use std::time::Duration;
 
-use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, Client};
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 
+pub use self::redis::{Unacked, classify_unacked};
 use super::{Reading, SourceError};
-use crate::policy::Load;
 use crate::secret::SecretUrl;
 
 /// `kind = "celery"` settings.
@@ -23,21 +22,28 @@ use crate::secret::SecretUrl;
 pub struct CelerySettings {
     /// Queue names, as workers consume them (`celery -Q …`).
     pub queues: Vec<String>,
-    /// kombu's `priority_steps` transport option.
+    /// kombu's `priority_steps` transport option (Redis only).
     #[serde(default = "default_priority_steps")]
     pub priority_steps: Vec<u32>,
-    /// kombu's priority separator (`sep`).
+    /// kombu's priority separator, `sep` (Redis only).
     #[serde(default = "default_separator")]
     pub separator: String,
-    /// kombu's `global_keyprefix` transport option, prepended to every key.
+    /// kombu's `global_keyprefix` transport option, prepended to every key (Redis only).
     #[serde(default)]
     pub global_keyprefix: String,
-    /// Also count messages reserved by workers (the `unacked` hash) for these queues.
+    /// Also count messages reserved by workers: the `unacked` hash on Redis, the management
+    /// API's `messages_unacknowledged` on RabbitMQ.
     #[serde(default)]
     pub include_unacked: bool,
-    /// kombu's `unacked_key` transport option.
+    /// kombu's `unacked_key` transport option (Redis only).
     #[serde(default = "default_unacked_key")]
     pub unacked_key: String,
+    /// RabbitMQ's management API, `http(s)://user:password@host:15672` (AMQP only).
+    #[serde(default, deserialize_with = "secret_url")]
+    pub management_url: Option<SecretUrl>,
+    /// The environment variable that holds `management_url`, to keep its password out of the file.
+    #[serde(default)]
+    pub management_url_env: Option<String>,
 }
 
 fn default_priority_steps() -> Vec<u32> {
@@ -52,6 +58,32 @@ fn default_unacked_key() -> String {
     "unacked".to_owned()
 }
 
+fn secret_url<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<SecretUrl>, D::Error> {
+    Ok(Option::<String>::deserialize(deserializer)?.map(SecretUrl::new))
+}
+
+/// The keys that shape kombu's Redis layout and mean nothing on RabbitMQ.
+const REDIS_ONLY: [&str; 4] = ["priority_steps", "separator", "global_keyprefix", "unacked_key"];
+
+/// Which broker a Celery URL names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Broker {
+    Redis,
+    Amqp,
+}
+
+impl Broker {
+    /// By the URL's scheme, as kombu picks its transport; `None` for a scheme it is neither.
+    pub fn of(url: &SecretUrl) -> Option<Broker> {
+        let scheme = url.expose().split_once("://").map(|(scheme, _)| scheme.to_ascii_lowercase())?;
+        match scheme.as_str() {
+            "redis" | "rediss" | "redis+unix" | "unix" => Some(Broker::Redis),
+            "amqp" | "amqps" => Some(Broker::Amqp),
+            _ => None,
+        }
+    }
+}
+
 impl CelerySettings {
     /// Settings for these queues with kombu's defaults for everything else.
     pub fn for_queues(queues: &[&str]) -> Self {
@@ -62,18 +94,43 @@ impl CelerySettings {
             global_keyprefix: String::new(),
             include_unacked: false,
             unacked_key: default_unacked_key(),
+            management_url: None,
+            management_url_env: None,
         }
     }
 
-    /// Problems with the values, as `(key, message)`.
-    pub fn problems(&self) -> Vec<(&'static str, String)> {
+    /// Problems with the values for the broker `url` names (a missing URL is reported by the
+    /// caller), as `(key, message)`. `written` are the keys the file sets.
+    pub fn problems(&self, url: Option<&SecretUrl>, written: &[String]) -> Vec<(&'static str, String)> {
         let mut problems = Vec::new();
+        let broker = url.and_then(Broker::of);
+        if let Some(url) = url {
+            match broker {
+                None => problems.push(("url", format!("{url} is not a redis://, rediss://, amqp:// or amqps:// URL"))),
+                Some(Broker::Amqp) => {
+                    if let Err(e) = amqp::parse_uri(url) {
+                        problems.push(("url", e.to_string()));
+                    }
+                }
+                Some(Broker::Redis) => {}
+            }
+        }
         if self.queues.is_empty() {
             problems.push(("queues", "must name at least one queue".to_owned()));
         }
         if self.queues.iter().any(String::is_empty) {
             problems.push(("queues", "queue names must not be empty".to_owned()));
         }
+        match broker {
+            Some(Broker::Redis) => problems.extend(self.redis_problems()),
+            Some(Broker::Amqp) => problems.extend(self.amqp_problems(written)),
+            None => {}
+        }
+        problems
+    }
+
+    fn redis_problems(&self) -> Vec<(&'static str, String)> {
+        let mut problems = Vec::new();
         if self.priority_steps.is_empty() {
             problems
                 .push(("priority_steps", "must have at least one step (kombu's default is [0, 3, 6, 9])".to_owned()));
@@ -81,195 +138,82 @@ impl CelerySettings {
         if self.separator.is_empty() {
             problems.push(("separator", "must not be empty (kombu's default is \"\\u0006\\u0016\")".to_owned()));
         }
+        if self.management_url.is_some() || self.management_url_env.is_some() {
+            let key = if self.management_url_env.is_some() { "management_url_env" } else { "management_url" };
+            problems.push((key, "is RabbitMQ's management API: it applies to amqp:// brokers only".to_owned()));
+        }
         problems
     }
 
-    /// Every list key of every queue, in queue order then step order.
-    pub fn list_keys(&self) -> Vec<String> {
-        let prefix = &self.global_keyprefix;
-        let mut keys = Vec::with_capacity(self.queues.len() * self.priority_steps.len());
-        for queue in &self.queues {
-            for step in &self.priority_steps {
-                keys.push(match step {
-                    0 => format!("{prefix}{queue}"),
-                    n => format!("{prefix}{queue}{}{n}", self.separator),
-                });
-            }
+    fn amqp_problems(&self, written: &[String]) -> Vec<(&'static str, String)> {
+        let mut problems: Vec<(&'static str, String)> = REDIS_ONLY
+            .into_iter()
+            .filter(|key| written.iter().any(|w| w == key))
+            .map(|key| {
+                (key, "applies to Redis brokers only: on RabbitMQ a priority queue (x-max-priority) is one queue, counted once".to_owned())
+            })
+            .collect();
+        if self.queues.iter().any(|q| q.len() > 255) {
+            problems.push(("queues", "an AMQP queue name is at most 255 bytes".to_owned()));
         }
-        keys
+        if self.include_unacked && self.management_url.is_none() && self.management_url_env.is_none() {
+            problems.push((
+                "include_unacked",
+                "on RabbitMQ, unacked messages are read from the management API: set management_url or \
+                 management_url_env (AMQP's queue.declare counts ready messages only)"
+                    .to_owned(),
+            ));
+        }
+        if let Some(url) = &self.management_url
+            && let Err(message) = management::Endpoint::parse(url, "/")
+        {
+            problems.push(("management_url", message));
+        }
+        problems
+    }
+
+    /// Takes `management_url` from the variable `management_url_env` names, out of `env`;
+    /// returns a problem when both are given or the variable is not set.
+    pub fn resolve_env(&mut self, env: &HashMap<String, String>) -> Option<(&'static str, String)> {
+        let variable = self.management_url_env.as_ref()?;
+        if self.management_url.is_some() {
+            return Some((
+                "management_url_env",
+                "give either `management_url` or `management_url_env`, not both".into(),
+            ));
+        }
+        match env.get(variable) {
+            Some(url) if !url.is_empty() => {
+                self.management_url = Some(SecretUrl::new(url.clone()));
+                None
+            }
+            _ => Some(("management_url_env", format!("environment variable {variable} is not set"))),
+        }
     }
 }
 
-/// One `unacked` field (the delivery tag) and its value.
-type HashEntry = (Vec<u8>, Vec<u8>);
-
-/// Hash entries fetched per HSCAN round trip.
-const HSCAN_COUNT: usize = 1000;
-
-/// One Redis connection per source, opened on first use and re-opened after a failure.
-pub struct CelerySource {
-    client: Client,
-    url: SecretUrl,
-    connection_config: AsyncConnectionConfig,
-    connection: Mutex<Option<MultiplexedConnection>>,
-    list_keys: Vec<String>,
-    unacked_key: Option<String>,
-    queues: HashSet<String>,
+/// A Celery source on whichever broker its URL names.
+pub enum CelerySource {
+    Redis(redis::RedisQueues),
+    Amqp(amqp::AmqpQueues),
 }
 
 impl CelerySource {
     pub fn new(url: SecretUrl, settings: CelerySettings, timeout: Duration) -> Result<Self, SourceError> {
-        let client = Client::open(url.expose()).map_err(|e| SourceError::Connect(url.scrub(&e.to_string())))?;
-        let connection_config =
-            AsyncConnectionConfig::new().set_connection_timeout(Some(timeout)).set_response_timeout(Some(timeout));
-        let unacked_key =
-            settings.include_unacked.then(|| format!("{}{}", settings.global_keyprefix, settings.unacked_key));
-        Ok(CelerySource {
-            client,
-            url,
-            connection_config,
-            connection: Mutex::new(None),
-            list_keys: settings.list_keys(),
-            unacked_key,
-            queues: settings.queues.into_iter().collect(),
-        })
+        match Broker::of(&url) {
+            Some(Broker::Redis) => Ok(CelerySource::Redis(redis::RedisQueues::new(url, settings, timeout)?)),
+            Some(Broker::Amqp) => Ok(CelerySource::Amqp(amqp::AmqpQueues::new(url, settings)?)),
+            None => Err(SourceError::Connect(format!(
+                "{url} is not a Celery broker URL (redis://, rediss://, amqp:// or amqps://)"
+            ))),
+        }
     }
 
     pub async fn poll(&self) -> Result<Reading, SourceError> {
-        let mut connection = self.connection().await?;
-        let reading = self.read(&mut connection).await;
-        if reading.is_err() {
-            // The connection may be broken: drop it so the next poll opens a fresh one.
-            *self.lock() = None;
+        match self {
+            CelerySource::Redis(queues) => queues.poll().await,
+            CelerySource::Amqp(queues) => queues.poll().await,
         }
-        reading
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Option<MultiplexedConnection>> {
-        // A panic while holding this lock cannot leave the Option half-written: recover it.
-        self.connection.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    async fn connection(&self) -> Result<MultiplexedConnection, SourceError> {
-        if let Some(connection) = self.lock().clone() {
-            return Ok(connection);
-        }
-        let connection = self
-            .client
-            .get_multiplexed_async_connection_with_config(&self.connection_config)
-            .await
-            .map_err(|e| SourceError::Connect(self.url.scrub(&e.to_string())))?;
-        *self.lock() = Some(connection.clone());
-        Ok(connection)
-    }
-
-    async fn read(&self, connection: &mut MultiplexedConnection) -> Result<Reading, SourceError> {
-        let mut pipe = redis::pipe();
-        for key in &self.list_keys {
-            pipe.cmd("LLEN").arg(key);
-        }
-        let lengths: Vec<u64> = pipe.query_async(connection).await.map_err(|e| self.query_error(e))?;
-        let waiting = lengths.iter().sum::<u64>() as f64;
-        let mut reading = Reading { value: waiting, load: Load { waiting, ..Load::default() }, ..Reading::default() };
-        if let Some(key) = &self.unacked_key {
-            let (reserved, skipped) = self.count_unacked(connection, key).await?;
-            reading.value += reserved as f64;
-            // Reserved by a worker: running under acks_late, prefetched otherwise (kombu's QoS).
-            reading.load.in_flight = Some(reserved as f64);
-            reading.skipped = skipped;
-        }
-        Ok(reading)
-    }
-
-    /// Counts `unacked` entries routed to our queues, by HSCAN (never a blocking HGETALL on a
-    /// hash that may be huge). Returns (counted, skipped as unreadable).
-    async fn count_unacked(
-        &self,
-        connection: &mut MultiplexedConnection,
-        key: &str,
-    ) -> Result<(u64, u64), SourceError> {
-        let now = jiff::Timestamp::now();
-        let (mut counted, mut skipped) = (0, 0);
-        let mut cursor: u64 = 0;
-        loop {
-            let (next, entries): (u64, Vec<HashEntry>) = redis::cmd("HSCAN")
-                .arg(key)
-                .arg(cursor)
-                .arg("COUNT")
-                .arg(HSCAN_COUNT)
-                .query_async(connection)
-                .await
-                .map_err(|e| self.query_error(e))?;
-            for (_, payload) in entries {
-                match classify_unacked(&payload, &self.queues, now) {
-                    Unacked::Counted => counted += 1,
-                    Unacked::Unreadable => skipped += 1,
-                    Unacked::OtherQueue | Unacked::NotDue => {}
-                }
-            }
-            if next == 0 {
-                return Ok((counted, skipped));
-            }
-            cursor = next;
-        }
-    }
-
-    fn query_error(&self, error: redis::RedisError) -> SourceError {
-        let message = self.url.scrub(&error.to_string());
-        if error.is_timeout() {
-            SourceError::Query(format!("timed out: {message}"))
-        } else if error.is_io_error() || error.is_connection_dropped() || error.is_connection_refusal() {
-            SourceError::Connect(message)
-        } else if matches!(error.kind(), redis::ErrorKind::UnexpectedReturnType | redis::ErrorKind::Parse) {
-            SourceError::Protocol(message)
-        } else {
-            SourceError::Query(message)
-        }
-    }
-}
-
-/// What one `unacked` entry means for our queues.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Unacked {
-    /// Reserved (or running) work of one of our queues.
-    Counted,
-    /// Routed to a queue we do not watch.
-    OtherQueue,
-    /// An ETA/countdown task whose time has not come: not demand yet.
-    NotDue,
-    /// Not the JSON kombu writes.
-    Unreadable,
-}
-
-/// The parts of kombu's `[message, exchange, routing_key]` entry that we read.
-#[derive(Deserialize)]
-struct Entry(Message, serde::de::IgnoredAny, String);
-
-#[derive(Deserialize)]
-struct Message {
-    #[serde(default)]
-    headers: Option<Headers>,
-}
-
-#[derive(Deserialize)]
-struct Headers {
-    #[serde(default)]
-    eta: Option<String>,
-}
-
-/// Classifies one `unacked` hash value.
-pub fn classify_unacked(payload: &[u8], queues: &HashSet<String>, now: jiff::Timestamp) -> Unacked {
-    let Ok(Entry(message, _, routing_key)) = serde_json::from_slice::<Entry>(payload) else {
-        return Unacked::Unreadable;
-    };
-    if !queues.contains(&routing_key) {
-        return Unacked::OtherQueue;
-    }
-    let eta = message.headers.and_then(|h| h.eta).and_then(|eta| eta.parse::<jiff::Timestamp>().ok());
-    match eta {
-        Some(eta) if eta > now => Unacked::NotDue,
-        // No ETA, a past one, or one we cannot read (counted: better one worker too many).
-        _ => Unacked::Counted,
     }
 }
 
@@ -277,35 +221,73 @@ pub fn classify_unacked(payload: &[u8], queues: &HashSet<String>, now: jiff::Tim
 mod tests {
     use super::*;
 
-    #[test]
-    fn list_keys_follow_kombus_layout() {
-        let mut s = CelerySettings::for_queues(&["default"]);
-        assert_eq!(s.list_keys(), vec!["default", "default\u{6}\u{16}3", "default\u{6}\u{16}6", "default\u{6}\u{16}9"]);
-        s.global_keyprefix = "app:".into();
-        s.separator = ":".into();
-        s.priority_steps = vec![0, 5];
-        assert_eq!(s.list_keys(), vec!["app:default", "app:default:5"]);
+    fn problems(url: &str, settings: &CelerySettings, written: &[&str]) -> Vec<(&'static str, String)> {
+        let written: Vec<String> = written.iter().map(|k| (*k).to_owned()).collect();
+        settings.problems(Some(&SecretUrl::new(url)), &written)
     }
 
     #[test]
-    fn classifies_unacked_entries() {
-        let queues: HashSet<String> = ["default".to_owned()].into();
-        let now: jiff::Timestamp = "2026-11-28T12:00:00Z".parse().unwrap();
-        let entry = |eta: &str, rk: &str| {
-            format!(r#"[{{"body":"e30=","headers":{{"id":"x","task":"t","eta":{eta}}},"properties":{{}}}},"","{rk}"]"#)
-        };
+    fn the_scheme_picks_the_broker() {
         let cases = [
-            (entry("null", "default"), Unacked::Counted),
-            (entry("null", "other"), Unacked::OtherQueue),
-            (entry(r#""2026-11-28T13:00:00.000000+00:00""#, "default"), Unacked::NotDue),
-            (entry(r#""2026-11-28T11:00:00.000000+00:00""#, "default"), Unacked::Counted),
-            (entry(r#""not a time""#, "default"), Unacked::Counted),
-            (r#"[{"body":"e30="},"","default"]"#.to_owned(), Unacked::Counted),
-            ("{not json".to_owned(), Unacked::Unreadable),
-            (r#"["only", "two"]"#.to_owned(), Unacked::Unreadable),
+            ("redis://r:6379/0", Some(Broker::Redis)),
+            ("rediss://:pw@r:6380/1", Some(Broker::Redis)),
+            ("redis+unix:///run/redis.sock", Some(Broker::Redis)),
+            ("amqp://guest:guest@rabbit:5672/%2f", Some(Broker::Amqp)),
+            ("AMQPS://rabbit/celery", Some(Broker::Amqp)),
+            ("sqs://", None),
+            ("rabbit:5672", None),
         ];
-        for (payload, expected) in cases {
-            assert_eq!(classify_unacked(payload.as_bytes(), &queues, now), expected, "{payload}");
+        for (url, broker) in cases {
+            assert_eq!(Broker::of(&SecretUrl::new(url)), broker, "{url}");
         }
+        let settings = CelerySettings::for_queues(&["celery"]);
+        assert_eq!(problems("sqs://u:hunter2@aws", &settings, &[])[0].0, "url");
+        assert!(!problems("sqs://u:hunter2@aws", &settings, &[])[0].1.contains("hunter2"));
+        assert_eq!(problems("amqp://u:p@rabbit:port/", &settings, &[])[0].0, "url");
+    }
+
+    #[test]
+    fn redis_layout_keys_are_refused_on_amqp_by_name() {
+        let mut settings = CelerySettings::for_queues(&["celery"]);
+        settings.separator = ":".into();
+        let found = problems("amqp://rabbit", &settings, &["queues", "separator", "priority_steps"]);
+        let keys: Vec<&str> = found.iter().map(|(k, _)| *k).collect();
+        assert_eq!(keys, vec!["priority_steps", "separator"]);
+        assert!(found[0].1.contains("x-max-priority"), "{found:?}");
+        assert_eq!(problems("redis://r/0", &settings, &["separator", "priority_steps"]), vec![]);
+    }
+
+    #[test]
+    fn unacked_on_amqp_needs_the_management_api() {
+        let mut settings = CelerySettings::for_queues(&["celery"]);
+        settings.include_unacked = true;
+        let found = problems("amqp://rabbit", &settings, &["include_unacked"]);
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].0, "include_unacked");
+        assert!(found[0].1.contains("management_url"), "{found:?}");
+        settings.management_url = Some(SecretUrl::new("http://guest:guest@rabbit:15672"));
+        assert_eq!(problems("amqp://rabbit", &settings, &[]), vec![]);
+        assert_eq!(problems("redis://r/0", &settings, &[])[0].0, "management_url");
+        settings.management_url = Some(SecretUrl::new("ftp://rabbit"));
+        assert_eq!(problems("amqp://rabbit", &settings, &[])[0].0, "management_url");
+    }
+
+    #[test]
+    fn amqp_queue_names_fit_a_short_string() {
+        let long = "q".repeat(256);
+        let settings = CelerySettings::for_queues(&[&long]);
+        assert_eq!(problems("amqp://rabbit", &settings, &[])[0].0, "queues");
+        assert_eq!(problems("redis://r/0", &settings, &[]), vec![]);
+    }
+
+    #[test]
+    fn the_management_url_may_come_from_the_environment() {
+        let mut settings = CelerySettings::for_queues(&["celery"]);
+        settings.management_url_env = Some("RABBIT_API".into());
+        let env: HashMap<String, String> = [("RABBIT_API".to_owned(), "http://u:p@rabbit:15672".to_owned())].into();
+        assert_eq!(settings.clone().resolve_env(&HashMap::new()).map(|p| p.0), Some("management_url_env"));
+        assert_eq!(settings.resolve_env(&env), None);
+        assert_eq!(settings.management_url, Some(SecretUrl::new("http://u:p@rabbit:15672")));
+        assert_eq!(settings.resolve_env(&env).map(|p| p.0), Some("management_url_env"), "both given now");
     }
 }

@@ -1,5 +1,6 @@
-//! Kafka consumer-group lag (../shared/reference/keda.md §1, sources.md §4-5): the total lag of
-//! one group over its topics, with KEDA's knobs and without its bugs.
+//! Kafka consumer-group lag: the total lag of one group over its topics, counted as KEDA's Kafka
+//! scaler counts it (kedacore/keda `pkg/scalers/kafka_scaler.go`, `getTotalLag`), with the
+//! requests batched per broker and one client per cluster.
 //!
 //! Per poll: one OffsetFetch for the group and one ListOffsets per partition leader (plus one
 //! more per leader for log starts, only for uncommitted partitions under `earliest`); metadata
@@ -8,6 +9,7 @@
 
 mod cluster;
 pub mod lag;
+pub mod limitation;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -21,7 +23,8 @@ use serde::de::{self, Deserializer, Visitor};
 use super::{Reading, SourceError};
 use crate::policy::Load;
 pub use cluster::Cluster;
-use lag::{OffsetReset, Offsets, PartitionLag, Persistence};
+use lag::{LagRules, OffsetReset, Offsets, PartitionLag, Persistence};
+use limitation::{Limitation, PartitionIds};
 
 /// `kind = "kafka"` settings.
 #[derive(Clone, PartialEq, Deserialize)]
@@ -51,6 +54,18 @@ pub struct KafkaSettings {
     pub exclude_persistent_lag: bool,
     #[serde(default = "default_persistent_lag_polls")]
     pub persistent_lag_polls: u32,
+    /// Only these partition ids of the topics count: ids and `"first-last"` ranges (KEDA's
+    /// `partitionLimitation`).
+    #[serde(default)]
+    pub partition_limitation: Vec<PartitionIds>,
+    /// Round the recommendation up to a factor of the partitions, so that every consumer gets
+    /// as many (KEDA's `ensureEvenDistributionOfPartitions`).
+    #[serde(default)]
+    pub ensure_even_distribution: bool,
+    /// A partition without a committed offset counts 0, not 1 (`latest`) or its retained
+    /// messages (`earliest`) (KEDA's `scaleToZeroOnInvalidOffset`).
+    #[serde(default)]
+    pub scale_to_zero_on_invalid_offset: bool,
     /// Export each partition's lag as a metric (off by default: one series per partition).
     #[serde(default)]
     pub partition_metrics: bool,
@@ -152,6 +167,20 @@ impl KafkaSettings {
         if self.persistent_lag_polls == 0 {
             problems.push(("persistent_lag_polls", "must be at least 1".to_owned()));
         }
+        if let Err(found) = Limitation::parse(&self.partition_limitation) {
+            problems.extend(found.into_iter().map(|message| ("partition_limitation", message)));
+        }
+        if !self.partition_limitation.is_empty() && self.topics.is_empty() {
+            problems.push(("partition_limitation", "needs `topics`: the ids are those of the topics named".to_owned()));
+        }
+        if self.ensure_even_distribution && self.limit_to_partitions_with_lag {
+            problems.push((
+                "ensure_even_distribution",
+                "cannot be combined with limit_to_partitions_with_lag (as in KEDA): the factors are those of \
+                 all the partitions"
+                    .to_owned(),
+            ));
+        }
         for property in
             self.librdkafka.keys().chain(self.librdkafka_env.keys()).filter(|k| OWN_PROPERTIES.contains(&k.as_str()))
         {
@@ -184,8 +213,9 @@ impl KafkaSettings {
         properties
     }
 
-    fn reset(&self) -> OffsetReset {
-        if self.offset_reset == "earliest" { OffsetReset::Earliest } else { OffsetReset::Latest }
+    fn lag_rules(&self) -> LagRules {
+        let reset = if self.offset_reset == "earliest" { OffsetReset::Earliest } else { OffsetReset::Latest };
+        LagRules { reset, zero_without_commit: self.scale_to_zero_on_invalid_offset }
     }
 }
 
@@ -193,13 +223,16 @@ impl KafkaSettings {
 pub struct KafkaSource {
     cluster: Arc<Cluster>,
     settings: KafkaSettings,
+    limitation: Limitation,
     timeout: Duration,
     persistence: Arc<Mutex<Persistence>>,
 }
 
 impl KafkaSource {
     pub fn new(cluster: Arc<Cluster>, settings: KafkaSettings, timeout: Duration) -> Self {
-        KafkaSource { cluster, settings, timeout, persistence: Arc::default() }
+        // Validated with the config; a list that does not parse here limits nothing.
+        let limitation = Limitation::parse(&settings.partition_limitation).unwrap_or_default();
+        KafkaSource { cluster, settings, limitation, timeout, persistence: Arc::default() }
     }
 
     pub fn partition_metrics(&self) -> bool {
@@ -207,9 +240,14 @@ impl KafkaSource {
     }
 
     pub async fn poll(&self) -> Result<Reading, SourceError> {
-        let (cluster, settings, timeout, persistence) =
-            (self.cluster.clone(), self.settings.clone(), self.timeout, self.persistence.clone());
-        tokio::task::spawn_blocking(move || measure(&cluster, &settings, timeout, &persistence))
+        let (cluster, settings, limitation, timeout, persistence) = (
+            self.cluster.clone(),
+            self.settings.clone(),
+            self.limitation.clone(),
+            self.timeout,
+            self.persistence.clone(),
+        );
+        tokio::task::spawn_blocking(move || measure(&cluster, &settings, &limitation, timeout, &persistence))
             .await
             .map_err(|e| SourceError::Protocol(format!("the Kafka poll task failed: {e}")))?
     }
@@ -219,6 +257,7 @@ impl KafkaSource {
 fn measure(
     cluster: &Cluster,
     settings: &KafkaSettings,
+    limitation: &Limitation,
     timeout: Duration,
     persistence: &Mutex<Persistence>,
 ) -> Result<Reading, SourceError> {
@@ -234,7 +273,8 @@ fn measure(
     };
     let mut partitions = Vec::new();
     for topic in &topics {
-        partitions.extend(cluster.partitions(topic, timeout)?.into_iter().map(|p| (topic.clone(), p)));
+        let counted = cluster.partitions(topic, timeout)?.into_iter().filter(|p| limitation.counts(*p));
+        partitions.extend(counted.map(|p| (topic.clone(), p)));
     }
     let (committed, ends) = match committed {
         Some(committed) => (committed, cluster.offsets(&partitions, Offset::End, timeout)?),
@@ -247,9 +287,9 @@ fn measure(
             Ok::<_, SourceError>((committed?, ends?))
         })?,
     };
-    let reset = settings.reset();
+    let rules = settings.lag_rules();
     let uncommitted: Vec<(String, i32)> = partitions.iter().filter(|p| !committed.contains_key(*p)).cloned().collect();
-    let lows = if reset == OffsetReset::Earliest && !uncommitted.is_empty() {
+    let lows = if rules.needs_log_starts() && !uncommitted.is_empty() {
         cluster.offsets(&uncommitted, Offset::Beginning, timeout)?
     } else {
         BTreeMap::new()
@@ -266,28 +306,25 @@ fn measure(
         .collect();
     let mut persistence = persistence.lock().unwrap_or_else(|p| p.into_inner());
     let tracking = settings.exclude_persistent_lag.then_some((&mut *persistence, settings.persistent_lag_polls));
-    let (lags, total) = lag::summarize(&offsets, reset, tracking);
-    Ok(Reading {
-        value: total as f64,
-        skipped: 0,
-        cap: cap(settings, &lags),
-        load: load(&lags, total),
-        partitions: lags,
-    })
+    let (lags, total) = lag::summarize(&offsets, rules, tracking);
+    let (cap, even) = (cap(settings, &lags), settings.ensure_even_distribution);
+    Ok(Reading { value: total as f64, skipped: 0, cap, even, load: load(&lags, total), partitions: lags })
 }
 
 /// The load for the wait objective: the lag waits (messages being processed are not committed,
 /// so they are in it too: in flight is not observable apart); the end offsets count what arrived,
-/// and what arrived minus the lag what was consumed.
+/// and what arrived minus the lag what was consumed. Partitions left out of the lag (persistent,
+/// or outside `partition_limitation`) are left out here too.
 fn load(lags: &[PartitionLag], total: i64) -> Load {
-    let ends = lags.iter().map(|l| l.end.max(0) as u64).fold(0u64, u64::saturating_add);
+    let ends = lags.iter().filter(|l| !l.persistent).map(|l| l.end.max(0) as u64).fold(0u64, u64::saturating_add);
     let lag = total.max(0) as u64;
     Load { waiting: lag as f64, arrived: Some(ends), completed: Some(ends.saturating_sub(lag)), ..Load::default() }
 }
 
-/// How many consumers the group could use: its partitions, or those with lag.
+/// How many consumers the group could use: its partitions, or those with lag. An even spread
+/// caps at the partitions whatever `cap_at_partitions` says, as in KEDA.
 fn cap(settings: &KafkaSettings, lags: &[PartitionLag]) -> Option<u32> {
-    if !settings.cap_at_partitions {
+    if !settings.cap_at_partitions && !settings.ensure_even_distribution {
         return None;
     }
     let usable = if settings.limit_to_partitions_with_lag {

@@ -3,11 +3,12 @@
 
 pub mod airflow;
 pub mod apiserver;
-pub mod certs;
 pub mod daemon;
 pub mod kafka;
 pub mod manifests;
+pub mod rabbitmq;
 pub mod redis;
+pub mod tls;
 
 use std::time::Duration;
 

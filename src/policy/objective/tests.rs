@@ -131,7 +131,7 @@ impl World {
             View::CeleryUnacked => Load { waiting: w, in_flight: Some(f), ..Load::default() },
             View::CeleryDepth => Load { waiting: w, ..Load::default() },
         };
-        Observation::Answered(Sample { value: load.waiting, cap: None, load })
+        Observation::Answered(Sample { value: load.waiting, cap: None, even: false, load })
     }
 
     fn decide(&mut self, t: u64, observation: Observation) -> u32 {
@@ -304,7 +304,8 @@ fn a_failed_or_implausible_estimate_never_scales_down() {
     assert!(reset.replicas_between(held, held + 30).iter().any(|r| *r < 20), "{:?}", reset.decisions);
     let mut nonsense = settled_until(disturbed, disturbed, |_| {});
     let nan = Load { waiting: f64::NAN, ..Load::default() };
-    let replicas = nonsense.decide(disturbed, Observation::Answered(Sample { value: f64::NAN, cap: None, load: nan }));
+    let replicas = nonsense
+        .decide(disturbed, Observation::Answered(Sample { value: f64::NAN, cap: None, even: false, load: nan }));
     assert_eq!(replicas, 20);
     nonsense.run(disturbed + 1, held, 15, |_| 5.2);
     assert!(nonsense.replicas_between(0, held).iter().all(|r| *r == 20), "{:?}", nonsense.decisions);
