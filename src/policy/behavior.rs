@@ -1,6 +1,6 @@
 //! HPA scaling behavior: stabilization windows and rate policies, as the upstream controller's
 //! `normalizeDesiredReplicasWithBehaviors` implements them
-//! (kubernetes `pkg/controller/podautoscaler/horizontal.go`; see ../shared/reference/k8s.md §1.6).
+//! (kubernetes `pkg/controller/podautoscaler/horizontal.go`).
 //!
 //! Like the HPA, the history lives in memory and is seeded with the current replicas when a
 //! target is first seen, so a restart forgets it.
