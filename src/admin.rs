@@ -12,8 +12,8 @@ use axum::routing::get;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::k8s::lease::Leadership;
 use crate::metrics::Metrics;
-use crate::target::lease::Leadership;
 
 /// The loop's liveness, as the endpoints report it.
 pub struct Health {

@@ -20,11 +20,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::admin::{self, Health};
 use crate::config::Config;
+use crate::k8s::Kube;
+use crate::k8s::lease::{Elector, Leadership, LeaseSettings};
+use crate::k8s::spot::SpotWatcher;
 use crate::metrics::Metrics;
 use crate::source::{Shared, Source, SourceSpec};
-use crate::target::Deployments;
-use crate::target::lease::{Elector, Leadership, LeaseSettings};
-use crate::target::spot::SpotWatcher;
 use target::TargetState;
 
 /// How long a cycle in flight may go on after a shutdown signal before it is abandoned.
@@ -41,7 +41,7 @@ pub struct App {
     source_specs: BTreeMap<String, SourceSpec>,
     shared: Shared,
     targets: Vec<TargetState>,
-    kube: Option<Deployments>,
+    kube: Option<Kube>,
     /// Watches of spot twins' pods and of the Nodes, when a target has a spot twin.
     spot_watcher: Option<SpotWatcher>,
     leadership: Arc<Leadership>,
@@ -56,7 +56,7 @@ pub enum StartError {
     #[error("source {name}: {error}")]
     Source { name: String, error: crate::source::SourceError },
     #[error("{0}; use --dry-run to run without a cluster")]
-    Kube(crate::target::TargetError),
+    Kube(crate::k8s::KubeError),
     #[error("cannot listen on {addr}: {error}")]
     Listen { addr: std::net::SocketAddr, error: std::io::Error },
 }
@@ -67,7 +67,7 @@ impl App {
     pub async fn new(config: &Config, dry_run_flag: bool) -> Result<App, StartError> {
         let dry_run = dry_run_flag || config.daemon.dry_run;
         let metrics = Metrics::install();
-        let kube = match Deployments::connect(&config.daemon.field_manager, config.daemon.kube_timeout).await {
+        let kube = match Kube::connect(&config.daemon.field_manager, config.daemon.kube_timeout).await {
             Ok(kube) => Some(kube),
             Err(error) if dry_run => {
                 tracing::warn!(%error, "no cluster: dry run assumes every target starts at min_replicas");
@@ -224,7 +224,7 @@ impl App {
             tracing::warn!("daemon.listen and daemon.leader_election take effect at the next restart");
         }
         if (old.field_manager != new.field_manager || old.kube_timeout != new.kube_timeout) && self.kube.is_some() {
-            match Deployments::connect(&new.field_manager, new.kube_timeout).await {
+            match Kube::connect(&new.field_manager, new.kube_timeout).await {
                 Ok(kube) => self.kube = Some(kube),
                 Err(error) => tracing::warn!(%error, "keeping the Kubernetes client: the new settings do not connect"),
             }

@@ -9,10 +9,10 @@ use std::time::Duration;
 use metrics::{Label, counter, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
+use crate::k8s::KubeError;
 use crate::policy::spot::{Placement, Split};
 use crate::policy::{Decision, Prediction, Reason};
 use crate::source::{Kind, Reading, SourceError};
-use crate::target::TargetError;
 
 pub const SOURCE_VALUE: &str = "queue_autoscaler_source_value";
 pub const SOURCE_POLL_SECONDS: &str = "queue_autoscaler_source_poll_seconds";
@@ -130,7 +130,7 @@ impl Metrics {
         }
         gauge!(TARGET_DESIRED, target.0.clone()).set(0.0);
         gauge!(TARGET_CURRENT, target.0.clone()).set(0.0);
-        for error in TargetError::LABELS {
+        for error in KubeError::LABELS {
             counter!(TARGET_ERRORS, with(&target.0, "error", error)).absolute(0);
         }
         for reason in Reason::LABELS {

@@ -5,9 +5,9 @@ use std::collections::BTreeMap;
 
 use super::cycle::Context;
 use crate::config::BusyWorkers;
+use crate::k8s::pods::{self, WorkerPod};
+use crate::k8s::{Kube, KubeError};
 use crate::source::SourceError;
-use crate::target::pods::{self, WorkerPod};
-use crate::target::{Deployments, TargetError};
 
 /// What a target knows about its busy workers this cycle.
 pub(super) enum Busy {
@@ -34,7 +34,7 @@ pub(super) enum BusyError {
     #[error("asking the busy-workers source: {0}")]
     Source(#[from] SourceError),
     #[error("listing the worker pods: {0}")]
-    Pods(#[from] TargetError),
+    Pods(#[from] KubeError),
     #[error("the Deployment {0} has no pod selector")]
     NoSelector(String),
 }
@@ -71,7 +71,7 @@ impl BusyPods {
 /// `deployments`: (name, pod selector).
 pub(super) async fn learn(
     cx: &Context<'_>,
-    kube: &Deployments,
+    kube: &Kube,
     namespace: &str,
     config: &BusyWorkers,
     deployments: &[(&str, Option<&str>)],

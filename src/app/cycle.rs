@@ -8,11 +8,11 @@ use tokio::time::Instant;
 
 use super::target::{TargetState, next_due};
 use super::{App, TargetReport};
+use crate::k8s::Kube;
+use crate::k8s::lease::Leadership;
+use crate::k8s::spot::SpotWatcher;
 use crate::metrics::Metrics;
 use crate::source::{Reading, Source, SourceError};
-use crate::target::Deployments;
-use crate::target::lease::Leadership;
-use crate::target::spot::SpotWatcher;
 
 /// The outcome of this cycle's poll of each source.
 pub(super) type Readings = BTreeMap<String, Result<Reading, SourceError>>;
@@ -68,7 +68,7 @@ async fn poll(sources: &BTreeMap<String, Source>, needed: BTreeSet<&str>, metric
 pub(super) struct Context<'a> {
     pub(super) readings: &'a Readings,
     pub(super) sources: &'a BTreeMap<String, Source>,
-    pub(super) kube: Option<&'a Deployments>,
+    pub(super) kube: Option<&'a Kube>,
     pub(super) spot_watcher: Option<&'a SpotWatcher>,
     /// Whether this replica may write, checked right before every write.
     pub(super) leader: &'a Leadership,

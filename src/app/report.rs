@@ -6,12 +6,12 @@ use serde::Serialize;
 
 use super::cycle::Context;
 use crate::config::Target;
+use crate::k8s::KubeError;
+use crate::k8s::spot::SpotHealth;
 use crate::policy::spot::{Placement, Split};
 use crate::policy::{Decision, Prediction};
 use crate::source::Kind;
 use crate::source::kafka::lag::PartitionLag;
-use crate::target::TargetError;
-use crate::target::spot::SpotHealth;
 
 /// One target's outcome. Field names are a contract: scripts read `once --output json`.
 #[derive(Debug, Clone, Serialize)]
@@ -161,7 +161,7 @@ impl TargetReport {
         spot: Option<SpotReport>,
         busy_pods: Option<u32>,
         written: bool,
-        kube_error: Option<&TargetError>,
+        kube_error: Option<&KubeError>,
         cx: &Context<'_>,
     ) -> Self {
         let (readings, sources) = (cx.readings, cx.sources);

@@ -6,9 +6,9 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::runtime::reflector::Store;
 
 use crate::config::SpotTarget;
+use crate::k8s::Observed;
+use crate::k8s::spot::{SpotHealth, SpotWatcher};
 use crate::policy::spot::{self, Placement, SpotHistory};
-use crate::target::Observed;
-use crate::target::spot::{SpotHealth, SpotWatcher};
 
 pub(super) struct SpotState {
     pub(super) spec: SpotTarget,
@@ -35,7 +35,7 @@ impl SpotState {
         let (watcher, selector) = (watcher?, twin?.selector.as_deref()?);
         if self.pods.as_ref().is_none_or(|(watched, _)| watched != selector) {
             let pods = watcher.watch_pods(namespace, selector);
-            crate::target::spot::wait_ready(&pods).await;
+            crate::k8s::spot::wait_ready(&pods).await;
             self.pods = Some((selector.to_owned(), pods));
         }
         let (_, pods) = self.pods.as_ref()?;

@@ -12,11 +12,11 @@ use super::cycle::Context;
 use super::report::SpotReport;
 use super::spot::SpotState;
 use crate::config::Target;
+use crate::k8s::spot::SpotHealth;
+use crate::k8s::{Kube, KubeError, Observed};
 use crate::metrics::{Metrics, TargetLabels};
 use crate::policy::spot::{Placement, Split, SpotChange};
 use crate::policy::{self, Decision, History, Inputs, Observation, Reason};
-use crate::target::spot::SpotHealth;
-use crate::target::{Deployments, Observed, TargetError};
 
 /// One target between cycles.
 pub(super) struct TargetState {
@@ -186,7 +186,7 @@ impl TargetState {
     }
 
     /// Reads the Deployment (and its spot twin), if there is a cluster.
-    async fn read(&self, cx: &Context<'_>) -> Option<Result<Seen, TargetError>> {
+    async fn read(&self, cx: &Context<'_>) -> Option<Result<Seen, KubeError>> {
         let kube = cx.kube?;
         let result = self.read_both(kube).await;
         if let Err(error) = &result {
@@ -196,7 +196,7 @@ impl TargetState {
         Some(result)
     }
 
-    async fn read_both(&self, kube: &Deployments) -> Result<Seen, TargetError> {
+    async fn read_both(&self, kube: &Kube) -> Result<Seen, KubeError> {
         let main = kube.observe(&self.spec.namespace, &self.spec.deployment).await?;
         let twin = match &self.spec.spot {
             Some(spot) => Some(kube.observe(&self.spec.namespace, &spot.deployment).await?),
@@ -262,7 +262,7 @@ impl TargetState {
     }
 
     /// Writes each Deployment whose replicas differ from its share, then records Events.
-    async fn write(&mut self, cx: &Context<'_>, kube: &Deployments, seen: &Seen, plan: &Plan) -> bool {
+    async fn write(&mut self, cx: &Context<'_>, kube: &Kube, seen: &Seen, plan: &Plan) -> bool {
         let Plan { placement, busy, note, .. } = plan;
         let twin = self.spec.spot.as_ref().zip(seen.twin.as_ref());
         let plan = [(self.spec.deployment.as_str(), &seen.main, placement.split.on_demand)]
@@ -306,7 +306,7 @@ impl TargetState {
 
     /// Sets the deletion costs that must change, just before a scale-down: best effort, since a
     /// missing cost only loses the preference, never the floor.
-    async fn mark_costs(&self, cx: &Context<'_>, kube: &Deployments, changes: &[(String, i32)]) {
+    async fn mark_costs(&self, cx: &Context<'_>, kube: &Kube, changes: &[(String, i32)]) {
         for (pod, cost) in changes {
             if !self.may_write(cx) {
                 return;
@@ -318,15 +318,7 @@ impl TargetState {
         }
     }
 
-    async fn write_one(
-        &self,
-        cx: &Context<'_>,
-        kube: &Deployments,
-        name: &str,
-        seen: &Observed,
-        to: u32,
-        note: &str,
-    ) -> bool {
+    async fn write_one(&self, cx: &Context<'_>, kube: &Kube, name: &str, seen: &Observed, to: u32, note: &str) -> bool {
         let namespace = &self.spec.namespace;
         if !self.may_write(cx) {
             return false;
@@ -358,7 +350,7 @@ impl TargetState {
         leader
     }
 
-    fn event_failed(&self, cx: &Context<'_>, recorded: Result<(), TargetError>) {
+    fn event_failed(&self, cx: &Context<'_>, recorded: Result<(), KubeError>) {
         if let Err(error) = recorded {
             cx.metrics.target_failed(&self.labels, error.label());
             tracing::warn!(target = %self.spec.name, %error, "could not record the Event");

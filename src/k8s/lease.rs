@@ -1,5 +1,5 @@
 //! Leader election on a `coordination.k8s.io/v1` Lease, with client-go's semantics and defaults
-//! (`tools/leaderelection/leaderelection.go`; ../shared/reference/k8s.md §2.3-2.4):
+//! (client-go `tools/leaderelection/leaderelection.go`):
 //!
 //! - expiry is judged by the *local* time the record was last seen to change, not the remote
 //!   `renewTime`, so clock skew between replicas does not matter;
@@ -18,7 +18,7 @@ use kube::api::{Api, PostParams};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::TargetError;
+use super::KubeError;
 
 /// client-go's jitter factor on the retry period.
 const JITTER: f64 = 1.2;
@@ -211,9 +211,9 @@ impl Elector {
 
     /// One attempt: read the lease (create it if missing), then claim or renew it with a write
     /// that carries the version read.
-    async fn try_acquire_or_renew(&mut self) -> Result<bool, TargetError> {
+    async fn try_acquire_or_renew(&mut self) -> Result<bool, KubeError> {
         let me = self.settings.identity.clone();
-        let lease = match self.api.get_opt(&self.settings.name).await.map_err(TargetError::from_kube)? {
+        let lease = match self.api.get_opt(&self.settings.name).await.map_err(KubeError::from_kube)? {
             Some(lease) => lease,
             None => return self.create().await,
         };
@@ -235,11 +235,11 @@ impl Elector {
                 Ok(true)
             }
             Err(kube::Error::Api(status)) if status.code == 409 => Ok(false),
-            Err(error) => Err(TargetError::from_kube(error)),
+            Err(error) => Err(KubeError::from_kube(error)),
         }
     }
 
-    async fn create(&mut self) -> Result<bool, TargetError> {
+    async fn create(&mut self) -> Result<bool, KubeError> {
         let spec =
             claim(None, Instant::now(), &self.settings.identity, &self.settings, Instant::now(), Timestamp::now());
         let lease = Lease {
@@ -257,7 +257,7 @@ impl Elector {
                 Ok(true)
             }
             Err(kube::Error::Api(status)) if status.code == 409 => Ok(false),
-            Err(error) => Err(TargetError::from_kube(error)),
+            Err(error) => Err(KubeError::from_kube(error)),
         }
     }
 

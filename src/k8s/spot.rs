@@ -2,7 +2,8 @@
 //! never a list per poll.
 //!
 //! A spot replica counts as a shortfall when its pod has been Pending and Unschedulable for longer
-//! than `unschedulable_after`, or runs on a node being reclaimed (../shared/reference/k8s.md §4-5).
+//! than `unschedulable_after` (the scheduler's `PodScheduled=False` condition with reason
+//! `Unschedulable`, k8s.io/api `core/v1/types.go`), or runs on a node being reclaimed.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -6,7 +6,7 @@ pub mod lease;
 pub mod pods;
 pub mod spot;
 
-pub use error::TargetError;
+pub use error::KubeError;
 
 use std::time::Duration;
 
@@ -43,27 +43,27 @@ pub struct Observed {
     uid: Option<String>,
 }
 
-/// Reads and writes the Deployments of the targets.
+/// The Kubernetes API, as the daemon uses it: Deployments, their pods, Events.
 #[derive(Clone)]
-pub struct Deployments {
+pub struct Kube {
     client: Client,
     field_manager: String,
     recorder: Recorder,
 }
 
-impl Deployments {
+impl Kube {
     /// Connects with the in-cluster config, else KUBECONFIG / ~/.kube/config; every request is
     /// bounded by `timeout`.
-    pub async fn connect(field_manager: &str, timeout: Duration) -> Result<Self, TargetError> {
-        let mut config = kube::Config::infer().await.map_err(|e| TargetError::NoCluster(e.to_string()))?;
+    pub async fn connect(field_manager: &str, timeout: Duration) -> Result<Self, KubeError> {
+        let mut config = kube::Config::infer().await.map_err(|e| KubeError::NoCluster(e.to_string()))?;
         config.connect_timeout = Some(timeout);
         config.read_timeout = Some(timeout);
         config.write_timeout = Some(timeout);
-        let client = Client::try_from(config).map_err(|e| TargetError::NoCluster(e.to_string()))?;
+        let client = Client::try_from(config).map_err(|e| KubeError::NoCluster(e.to_string()))?;
         let instance = std::env::var("POD_NAME").ok();
         let reporter = Reporter { controller: field_manager.to_owned(), instance };
         let recorder = Recorder::new(client.clone(), reporter);
-        Ok(Deployments { client, field_manager: field_manager.to_owned(), recorder })
+        Ok(Kube { client, field_manager: field_manager.to_owned(), recorder })
     }
 
     fn api(&self, namespace: &str) -> Api<Deployment> {
@@ -71,8 +71,8 @@ impl Deployments {
     }
 
     /// Reads the Deployment: replicas, pause annotations, version.
-    pub async fn observe(&self, namespace: &str, name: &str) -> Result<Observed, TargetError> {
-        let deployment = self.api(namespace).get(name).await.map_err(TargetError::from_kube)?;
+    pub async fn observe(&self, namespace: &str, name: &str) -> Result<Observed, KubeError> {
+        let deployment = self.api(namespace).get(name).await.map_err(KubeError::from_kube)?;
         let replicas = deployment.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
         let ready = deployment.status.as_ref().map(|s| u32::try_from(s.ready_replicas.unwrap_or(0)).unwrap_or(0));
         Ok(Observed {
@@ -94,16 +94,16 @@ impl Deployments {
         name: &str,
         seen: &Observed,
         replicas: u32,
-    ) -> Result<Option<u32>, TargetError> {
+    ) -> Result<Option<u32>, KubeError> {
         let api = self.api(namespace);
         let params = PatchParams { field_manager: Some(self.field_manager.clone()), ..PatchParams::default() };
         let (mut from, mut version) = (seen.replicas, seen.resource_version.clone());
         for _ in 0..CONFLICT_RETRIES {
             let body = json!({ "metadata": { "resourceVersion": version }, "spec": { "replicas": replicas } });
-            match api.patch_scale(name, &params, &Patch::Merge(&body)).await.map_err(TargetError::from_kube) {
+            match api.patch_scale(name, &params, &Patch::Merge(&body)).await.map_err(KubeError::from_kube) {
                 Ok(_) => return Ok(Some(from)),
-                Err(TargetError::Conflict) => {
-                    let scale = api.get_scale(name).await.map_err(TargetError::from_kube)?;
+                Err(KubeError::Conflict) => {
+                    let scale = api.get_scale(name).await.map_err(KubeError::from_kube)?;
                     from = scale.spec.and_then(|s| s.replicas).and_then(|r| u32::try_from(r).ok()).unwrap_or(0);
                     if from == replicas {
                         return Ok(None);
@@ -113,7 +113,7 @@ impl Deployments {
                 Err(other) => return Err(other),
             }
         }
-        Err(TargetError::Conflict)
+        Err(KubeError::Conflict)
     }
 
     /// The client, for watches.
@@ -129,7 +129,7 @@ impl Deployments {
         seen: &Observed,
         to: u32,
         note: &str,
-    ) -> Result<(), TargetError> {
+    ) -> Result<(), KubeError> {
         let note = format!("New size: {to}; reason: {note}");
         self.record(namespace, name, seen, EventType::Normal, "SuccessfulRescale", &note).await
     }
@@ -143,7 +143,7 @@ impl Deployments {
         type_: EventType,
         reason: &str,
         note: &str,
-    ) -> Result<(), TargetError> {
+    ) -> Result<(), KubeError> {
         let reference = ObjectReference {
             api_version: Some("apps/v1".to_owned()),
             kind: Some("Deployment".to_owned()),
@@ -160,7 +160,7 @@ impl Deployments {
             action: "Scale".to_owned(),
             secondary: None,
         };
-        self.recorder.publish(&event, &reference).await.map_err(TargetError::from_kube)
+        self.recorder.publish(&event, &reference).await.map_err(KubeError::from_kube)
     }
 }
 
