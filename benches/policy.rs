@@ -101,7 +101,8 @@ fn run_scanned_windows(policy: &TargetPolicy, step: Duration) {
     let mut recommendations: Vec<Stamped> = Vec::new();
     for i in 0..DECISIONS {
         let now = step * u32::try_from(i).unwrap_or(u32::MAX);
-        let desired = ((value(i) / policy.triggers[0].per_replica).ceil() as u32).min(policy.max_replicas);
+        let per_replica = policy.triggers[0].per_replica.expect("the bench's trigger sets per_replica");
+        let desired = ((value(i) / per_replica).ceil() as u32).min(policy.max_replicas);
         let (mut up, mut down) = (desired, desired);
         for r in &recommendations {
             if r.at + up_window > now {
@@ -154,7 +155,7 @@ fn main() {
             run_scanned_windows(&one, Duration::from_secs(15))
         }),
         common::measure("whole decide(), monotonic windows, poll every 1 s", DECISIONS, 3, 30, || {
-            run(&one, Duration::from_secs(1))
+            run(&one, Duration::from_secs(1), plain)
         }),
     ];
     common::report(&format!("policy: stabilization windows, {DECISIONS} decisions per run"), &windows);
