@@ -10,6 +10,7 @@ use metrics::{Label, counter, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use crate::k8s::KubeError;
+use crate::k8s::spot::WATCH_ERROR_LABELS;
 use crate::policy::spot::{Placement, Split};
 use crate::policy::{Decision, Prediction, Reason};
 use crate::source::{Kind, Reading, SourceError};
@@ -36,6 +37,7 @@ pub const TARGET_ARRIVAL_RATE: &str = "queue_autoscaler_target_arrival_rate";
 pub const TARGET_COMPLETION_RATE: &str = "queue_autoscaler_target_completion_rate";
 pub const TARGET_PREDICTED_WAIT: &str = "queue_autoscaler_target_predicted_wait_seconds";
 pub const TARGET_UTILIZATION: &str = "queue_autoscaler_target_utilization";
+pub const WATCH_ERRORS: &str = "queue_autoscaler_watch_errors_total";
 
 /// Off by default (one series per partition): `partition_metrics = true` on a Kafka source.
 pub const KAFKA_PARTITION_LAG: &str = "queue_autoscaler_kafka_partition_lag";
@@ -43,7 +45,7 @@ pub const KAFKA_PARTITION_LAG: &str = "queue_autoscaler_kafka_partition_lag";
 pub const OPT_IN: [&str; 1] = [KAFKA_PARTITION_LAG];
 
 /// Every metric name, for documentation checks and dashboards.
-pub const ALL: [&str; 22] = [
+pub const ALL: [&str; 23] = [
     SOURCE_VALUE,
     SOURCE_POLL_SECONDS,
     SOURCE_ERRORS,
@@ -66,6 +68,7 @@ pub const ALL: [&str; 22] = [
     TARGET_COMPLETION_RATE,
     TARGET_PREDICTED_WAIT,
     TARGET_UTILIZATION,
+    WATCH_ERRORS,
 ];
 
 /// The gauges of a target with a wait objective.
@@ -101,6 +104,11 @@ impl Metrics {
                 counter!(CONFIG_RELOADS).absolute(0);
                 counter!(CONFIG_RELOAD_ERRORS).absolute(0);
                 let _ = histogram!(LOOP_SECONDS);
+                for watch in ["pods", "nodes"] {
+                    for error in WATCH_ERROR_LABELS {
+                        counter!(WATCH_ERRORS, "watch" => watch, "error" => error).absolute(0);
+                    }
+                }
                 Metrics { handle }
             })
             .clone()
@@ -252,6 +260,11 @@ impl Metrics {
         counter!(CONFIG_RELOAD_ERRORS).increment(1);
     }
 
+    /// A watch (spot twins' pods, the Nodes) failed; it resumes by itself.
+    pub fn watch_failed(&self, watch: &'static str, error: &'static str) {
+        counter!(WATCH_ERRORS, "watch" => watch, "error" => error).increment(1);
+    }
+
     pub fn loop_finished(&self, took: Duration) {
         histogram!(LOOP_SECONDS).record(took.as_secs_f64());
     }
@@ -334,4 +347,8 @@ fn describe() {
         "The p95 wait the queueing model predicts with the replicas decided (+Inf: they cannot keep up)."
     );
     describe_gauge!(TARGET_UTILIZATION, "Busy slots over the ready replicas' slots (0 to 1).");
+    describe_counter!(
+        WATCH_ERRORS,
+        "Errors of the spot watches (pods, nodes), by bounded label (gone: a 410, listed again); each resumes by itself."
+    );
 }

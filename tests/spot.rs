@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use support::apiserver::ApiServer;
-use support::daemon::{Daemon, free_port, http_get, run};
+use support::daemon::{Daemon, cycles_pass, free_port, http_get, run};
 use support::redis::{self as test_redis, push};
 use support::{eventually, unique};
 
@@ -136,10 +136,11 @@ async fn stand_ins_never_take_the_total_past_max() {
         api.put_pod("data", &format!("spot-{i}"), &spot_pod_labels(), None, Some(Duration::from_secs(600)));
     }
     let dir = tempfile::tempdir().unwrap();
-    let daemon = Daemon::start(&config(&queue, free_port()), &["run"], Some(&api.kubeconfig(dir.path())), &[]);
+    let port = free_port();
+    let daemon = Daemon::start(&config(&queue, port), &["run"], Some(&api.kubeconfig(dir.path())), &[]);
     // 80 → 8 replicas: 1 + 7 spot, all 7 failing; room under max 10 for only 2 stand-ins.
     eventually(WAIT, "the stand-ins", || (api.replicas("data", "worker") == 3).then_some(())).await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    cycles_pass(port, 2).await;
     assert_eq!(api.replicas("data", "worker") + api.replicas("data", "worker-spot"), 10, "log:\n{}", daemon.log());
     let () = redis::cmd("DEL").arg(&queue).query_async(&mut redis).await.unwrap();
 }

@@ -7,7 +7,7 @@ pub enum KubeError {
     NoCluster(String),
     #[error("the Deployment does not exist")]
     NotFound,
-    #[error("the Deployment changed while we wrote it (409 conflict), even after re-reading")]
+    #[error("the Deployment changed since it was read (409 conflict); the next cycle reads it again")]
     Conflict,
     #[error("forbidden: check the daemon's RBAC ({0})")]
     Forbidden(String),

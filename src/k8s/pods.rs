@@ -61,7 +61,7 @@ impl Kube {
     /// The live pods matching `selector` (not already terminating).
     pub async fn pods(&self, namespace: &str, selector: &str) -> Result<Vec<WorkerPod>, KubeError> {
         let api: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
-        let list = api.list(&ListParams::default().labels(selector)).await.map_err(KubeError::from_kube)?;
+        let list = self.bounded(api.list(&ListParams::default().labels(selector))).await?;
         Ok(list.items.iter().filter(|p| p.metadata.deletion_timestamp.is_none()).filter_map(worker_pod).collect())
     }
 
@@ -70,7 +70,7 @@ impl Kube {
         let api: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
         let params = PatchParams { field_manager: Some(self.field_manager.clone()), ..PatchParams::default() };
         let body = json!({ "metadata": { "annotations": { DELETION_COST: cost.to_string() } } });
-        api.patch(pod, &params, &Patch::Merge(&body)).await.map_err(KubeError::from_kube)?;
+        self.bounded(api.patch(pod, &params, &Patch::Merge(&body))).await?;
         Ok(())
     }
 }
