@@ -136,6 +136,14 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_stall_threshold_follows_a_reloaded_interval() {
+        let health = Health::new(Duration::from_secs(1), Leadership::always());
+        assert_eq!(health.stall_after_ms.load(Ordering::Relaxed), 33_000);
+        health.set_interval(Duration::from_secs(60));
+        assert_eq!(health.stall_after_ms.load(Ordering::Relaxed), 210_000, "3 × 60 s + 30 s");
+    }
+
+    #[test]
     fn readyz_names_no_pod_unless_asked() {
         let standby = Leadership::elected(Duration::from_secs(10));
         assert_eq!(role(&standby, false), "standby");

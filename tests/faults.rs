@@ -243,3 +243,44 @@ async fn a_reload_that_turns_dry_run_off_waits_for_the_lease() {
     drop(leader);
     setup.drain().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_api_server_slower_than_kube_timeout_fails_the_read_and_nothing_is_written() {
+    let mut setup = Setup::new("faults-slow", 6).await;
+    // Every read answered after 3 s, beyond the 1 s kube_timeout: the state is unknown.
+    setup.api.every(Calls::get("deployments").of("worker")).answer_after(Duration::from_secs(3));
+    let daemon = setup.daemon(1, "", NO_WINDOW);
+    setup.cycles(3).await;
+    assert!(setup.api.scale_writes().is_empty(), "{:?}; log:\n{}", setup.api.scale_writes(), daemon.log());
+    assert!(daemon.log().contains("cannot read the Deployment"), "log:\n{}", daemon.log());
+    // Recovery within an interval of the fault clearing: the empty queue takes it down (to 1,
+    // never 6 → 0).
+    setup.api.clear_faults();
+    eventually(WAIT, "the scale-down once reads answer", || setup.replicas_are(1)).await;
+    assert_eq!(setup.written(), [1]);
+    setup.drain().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_to_a_bad_file_keeps_the_running_config() {
+    let mut setup = Setup::new("faults-bad-reload", 1).await;
+    setup.push(30).await;
+    let dir = setup.dir.path();
+    let good = config(&setup.queue, setup.port, 1, "config_check_interval = \"1s\"", "");
+    swap_config(dir, "v1.toml", &good);
+    let kubeconfig = setup.api.kubeconfig(dir);
+    let daemon = Daemon::start_with_config_path(&dir.join("config.toml"), &["run"], Some(&kubeconfig), &[]);
+    eventually(WAIT, "the first scale-up", || setup.replicas_are(3)).await;
+    let no_targets = good[..good.find("[[targets]]").unwrap()].to_owned();
+    let half_written = good[..good.len() / 2].to_owned();
+    for (name, text) in [("zero-targets.toml", no_targets), ("half.toml", half_written)] {
+        let rejected = || daemon.log().matches("config reload rejected").count();
+        let before = rejected();
+        swap_config(dir, name, &text);
+        eventually(WAIT, &format!("{name} rejected"), || (rejected() > before).then_some(())).await;
+        // Still running the good config: a Deployment set back is restored.
+        setup.api.set_replicas("data", "worker", 1);
+        eventually(WAIT, &format!("the running config after {name}"), || setup.replicas_are(3)).await;
+    }
+    setup.drain().await;
+}

@@ -106,3 +106,57 @@ fn never_from_n_to_zero_in_one_step() {
     let plan = plan_at(&spec, &Memory::new(0), &read(5, Pause::None), &queue(0.0), secs(0));
     assert_eq!(writes(&plan), [("worker".to_owned(), 5, 1)]);
 }
+
+/// `workers` with busy-aware scale-in (floor on), no scale-down window.
+fn protected() -> Target {
+    let mut spec = target("[targets.scale_down]\nstabilization = \"0s\"");
+    spec.busy = Some(crate::config::BusyWorkers { source: "q".to_owned(), floor: true });
+    spec
+}
+
+/// Pods `worker-0` … of which the first `busy` run one task each.
+fn busy_pods(pods: u32, busy: u32) -> Busy {
+    use crate::k8s::pods::WorkerPod;
+    let names = (0..pods).map(|i| format!("worker-{i}"));
+    let hosts = names.clone().take(busy as usize).map(|n| (n, 1)).collect();
+    let pods = names.map(|name| WorkerPod { name, cost: 0 }).collect();
+    Busy::Known(BusyPods { hosts, pods: [("worker".to_owned(), pods)].into() })
+}
+
+fn plan_busy(spec: &Target, cluster: &Cluster, busy: &Busy) -> Plan {
+    let facts = Facts {
+        spec,
+        memory: &Memory::new(0),
+        cluster,
+        observations: &queue(0.0),
+        spot_health: None,
+        busy,
+        now: secs(0),
+    };
+    plan(&facts)
+}
+
+#[test]
+fn a_metric_scale_down_keeps_the_busy_pods_and_marks_them() {
+    let spec = protected();
+    let first = plan_busy(&spec, &read(5, Pause::None), &Busy::NotAsked);
+    assert!(first.needs_busy, "a scale-down of a protected target learns the busy pods first");
+    let plan = plan_busy(&spec, &read(5, Pause::None), &busy_pods(5, 4));
+    assert!(!plan.needs_busy);
+    assert_eq!(writes(&plan), [("worker".to_owned(), 5, 4)], "not below the 4 busy pods");
+    let marked: Vec<&str> = plan.costs.iter().map(|c| c.pod.as_str()).collect();
+    assert_eq!(marked, ["worker-0", "worker-1", "worker-2", "worker-3"]);
+    let unknown = plan_busy(&spec, &read(5, Pause::None), &Busy::Unknown);
+    assert!(unknown.writes.is_empty(), "unknown busy pods: no scale-down");
+}
+
+#[test]
+fn a_lowered_max_replicas_also_learns_the_busy_pods_but_keeps_its_bound() {
+    let mut spec = protected();
+    spec.policy.max_replicas = 3;
+    let first = plan_busy(&spec, &read(5, Pause::None), &Busy::NotAsked);
+    assert!(first.needs_busy, "issue #13: a bound that removes pods skipped busy protection");
+    let plan = plan_busy(&spec, &read(5, Pause::None), &busy_pods(5, 4));
+    assert_eq!(writes(&plan), [("worker".to_owned(), 5, 3)], "the bound wins over the floor");
+    assert_eq!(plan.costs.len(), 4, "the busy pods are marked, so idle ones go first");
+}
