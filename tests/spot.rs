@@ -202,3 +202,41 @@ async fn once_reads_spot_health_from_the_cluster() {
     assert!(api.scale_writes().is_empty(), "dry run");
     let () = redis::cmd("DEL").arg(&queue).query_async(&mut redis).await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watch_answered_410_gone_lists_again_and_is_counted() {
+    let mut redis = test_redis::connect().await;
+    let queue = unique("spot-gone");
+    let api = ApiServer::start().await;
+    api.add_deployment("data", "worker", 1);
+    api.add_deployment("data", "worker-spot", 4);
+    api.put_node("spot-node", &[], false);
+    for i in 0..4 {
+        api.put_pod("data", &format!("spot-{i}"), &spot_pod_labels(), Some("spot-node"), None);
+    }
+    push(&mut redis, &queue, &queue, 50).await;
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(&config(&queue, port), &["run"], Some(&api.kubeconfig(dir.path())), &[]);
+    cycles_pass(port, 2).await;
+    assert!(writes_to(&api, "worker").is_empty(), "all spot pods run: nothing to cover");
+
+    // etcd compacts past the pod watch's version (a Deployment changed since its last event),
+    // and the API server drops its watches: resuming is answered 410 Gone.
+    api.add_deployment("data", "other", 1);
+    api.compact();
+    api.close_watches();
+    let gone = "queue_autoscaler_watch_errors_total{watch=\"pods\",error=\"gone\"}";
+    let counted =
+        || http_get(port, "/metrics").map(|(_, page)| support::daemon::metric(&page, gone)).filter(|n| *n >= 1.0);
+    eventually(WAIT, "the 410 counted", counted).await;
+    assert!(daemon.log().contains("watch failed; resuming"), "log:\n{}", daemon.log());
+
+    // The watch listed again and sees what changes now: the spot pods cannot be scheduled.
+    for i in 0..4 {
+        api.put_pod("data", &format!("spot-{i}"), &spot_pod_labels(), None, Some(Duration::ZERO));
+    }
+    eventually(WAIT, "the fallback seen through the new watch", || (api.replicas("data", "worker") == 5).then_some(()))
+        .await;
+    let () = redis::cmd("DEL").arg(&queue).query_async(&mut redis).await.unwrap();
+}
