@@ -223,6 +223,9 @@ impl App {
                 built.insert(name.clone(), kept);
             }
         }
+        for (name, removed) in self.sources.iter().filter(|(name, _)| !config.sources.contains_key(*name)) {
+            self.metrics.retire_source(name, removed.kind());
+        }
         self.sources = built;
         self.source_specs = config.sources.clone();
         self.shared.prune();
@@ -242,6 +245,10 @@ impl App {
                 None => TargetState::new(spec, &self.metrics, Instant::now()),
             };
             self.targets.push(state);
+        }
+        // What is left was removed: its pod watch stops as it drops, its series leave /metrics.
+        for removed in old.into_values() {
+            self.metrics.retire_target(&removed.labels);
         }
         let any_spot = config.targets.iter().any(|t| t.spot.is_some());
         if any_spot && self.spot_watcher.is_none() {

@@ -3,7 +3,8 @@
 //! Labels are bounded: names from the config, and static strings (error labels, reason labels,
 //! directions).
 
-use std::sync::OnceLock;
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use metrics::{Label, counter, gauge, histogram};
@@ -82,6 +83,11 @@ const LATENCY_BUCKETS: [f64; 12] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1
 #[derive(Clone)]
 pub struct Metrics {
     handle: PrometheusHandle,
+    /// Label sets of targets and sources a reload removed, as they open a rendered series
+    /// (`{target="a",namespace="n",deployment="d"`): their series are left out of `/metrics`.
+    /// The exporter has no way to delete a series (metrics-exporter-prometheus 0.18 keeps its
+    /// registry private), so they are hidden where they are rendered.
+    retired: Arc<Mutex<BTreeSet<String>>>,
 }
 
 static INSTALLED: OnceLock<Metrics> = OnceLock::new();
@@ -109,7 +115,7 @@ impl Metrics {
                         counter!(WATCH_ERRORS, "watch" => watch, "error" => error).absolute(0);
                     }
                 }
-                Metrics { handle }
+                Metrics { handle, retired: Arc::default() }
             })
             .clone()
     }
@@ -117,12 +123,49 @@ impl Metrics {
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
         self.handle.run_upkeep();
-        self.handle.render()
+        let page = self.handle.render();
+        let retired = self.retired.lock().unwrap_or_else(|p| p.into_inner());
+        if retired.is_empty() {
+            return page;
+        }
+        let current = |line: &str| {
+            !retired.iter().any(|opening| {
+                line.find(opening.as_str())
+                    .is_some_and(|at| matches!(line.as_bytes().get(at + opening.len()), Some(b',' | b'}')))
+            })
+        };
+        let mut kept: String = page.lines().filter(|l| current(l)).collect::<Vec<_>>().join("\n");
+        kept.push('\n');
+        kept
+    }
+
+    /// Leaves the series of a target that a reload removed (or moved to another Deployment)
+    /// out of `/metrics`, until it is registered again.
+    pub fn retire_target(&self, target: &TargetLabels) {
+        self.retire(opening(&target.0), true);
+    }
+
+    /// Leaves the series of a source that a reload removed out of `/metrics`.
+    pub fn retire_source(&self, source: &str, kind: Kind) {
+        self.retire(opening(&source_labels(source, kind)), true);
+        // Kafka's per-partition lag: `{source="s",topic=…`.
+        self.retire(opening(&[Label::new("source", source.to_owned())]), true);
+    }
+
+    fn retire(&self, opening: String, retired: bool) {
+        let mut set = self.retired.lock().unwrap_or_else(|p| p.into_inner());
+        if retired {
+            set.insert(opening);
+        } else {
+            set.remove(&opening);
+        }
     }
 
     /// Registers a source's series at zero, so dashboards show 0 rather than "no data".
     pub fn register_source(&self, source: &str, kind: Kind) {
         let labels = source_labels(source, kind);
+        self.retire(opening(&labels), false);
+        self.retire(opening(&[Label::new("source", source.to_owned())]), false);
         gauge!(SOURCE_VALUE, labels.clone()).set(0.0);
         let _ = histogram!(SOURCE_POLL_SECONDS, labels.clone());
         counter!(SOURCE_SKIPPED, labels.clone()).absolute(0);
@@ -133,6 +176,7 @@ impl Metrics {
 
     /// Registers a target's series at zero.
     pub fn register_target(&self, target: &TargetLabels, spot: bool, busy: bool, objective: bool) {
+        self.retire(opening(&target.0), false);
         for direction in ["up", "down"] {
             counter!(SCALE_EVENTS, with(&target.0, "direction", direction)).absolute(0);
         }
@@ -290,6 +334,14 @@ fn replicas_labels(target: &TargetLabels, capacity: &'static str, state: &'stati
     labels
 }
 
+/// How a series with these labels first opens in the text exposition: `{a="x",b="y"` (values
+/// escaped as the exporter escapes them).
+fn opening(labels: &[Label]) -> String {
+    let escape = |v: &str| v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n");
+    let pairs: Vec<String> = labels.iter().map(|l| format!("{}=\"{}\"", l.key(), escape(l.value()))).collect();
+    format!("{{{}", pairs.join(","))
+}
+
 fn source_labels(source: &str, kind: Kind) -> Vec<Label> {
     vec![Label::new("source", source.to_owned()), Label::from_static_parts("kind", kind.as_str())]
 }
@@ -351,4 +403,31 @@ fn describe() {
         WATCH_ERRORS,
         "Errors of the spot watches (pods, nodes), by bounded label (gone: a 410, listed again); each resumes by itself."
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_retired_target_or_source_leaves_the_page_until_registered_again() {
+        let metrics = Metrics::install();
+        let (gone, kept) = (TargetLabels::new("retired", "ns", "d"), TargetLabels::new("retired-not", "ns", "d"));
+        for target in [&gone, &kept] {
+            metrics.register_target(target, false, false, false);
+        }
+        metrics.register_source("retired-source", Kind::Celery);
+        let shows = |page: &str, needle: &str| page.lines().any(|l| !l.starts_with('#') && l.contains(needle));
+        assert!(shows(&metrics.render(), "target=\"retired\""));
+
+        metrics.retire_target(&gone);
+        metrics.retire_source("retired-source", Kind::Celery);
+        let page = metrics.render();
+        assert!(!shows(&page, "target=\"retired\""), "{page}");
+        assert!(!shows(&page, "source=\"retired-source\""), "{page}");
+        assert!(shows(&page, "target=\"retired-not\""), "a name that only starts alike stays");
+
+        metrics.register_target(&gone, false, false, false);
+        assert!(shows(&metrics.render(), "target=\"retired\""));
+    }
 }

@@ -55,6 +55,7 @@ impl TargetState {
             self.spot_pods = None;
         }
         if self.spec.namespace != spec.namespace || self.spec.deployment != spec.deployment {
+            metrics.retire_target(&self.labels);
             self.labels = TargetLabels::new(&spec.name, &spec.namespace, &spec.deployment);
             self.memory.history = Default::default();
         }
