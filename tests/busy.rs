@@ -74,7 +74,7 @@ async fn a_scale_down_keeps_the_busy_workers_and_marks_them_costly() {
     pods(&api, 5);
 
     // Everything finishes but two tasks, on worker-1 (by pod name) and worker-3 (by FQDN).
-    db.execute(
+    db.execute_atomically(
         "UPDATE task_instance SET state = 'success', hostname = 'worker-0';\n\
          UPDATE task_instance SET state = 'running', hostname = 'worker-1' WHERE task_id = 'task_0';\n\
          UPDATE task_instance SET state = 'running', hostname = 'worker-3.workers.airflow.svc.cluster.local' WHERE task_id = 'task_1'",
