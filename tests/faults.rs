@@ -284,3 +284,28 @@ async fn a_reload_to_a_bad_file_keeps_the_running_config() {
     }
     setup.drain().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_mid_write_releases_the_lease_only_after_the_cycle_ends() {
+    let mut setup = Setup::new("faults-sigterm", 1).await;
+    setup.push(30).await;
+    // The scale write is taken at once but answered after 3 s: the daemon waits for it up to its
+    // 1 s kube_timeout.
+    setup.api.next(1, Calls::patch("deployments/scale")).answer_after(Duration::from_secs(3));
+    let mut daemon = setup.daemon(1, LEADER_ELECTION, "");
+    let patch = Calls::patch("deployments/scale").of("worker");
+    eventually(WAIT, "the scale write in flight", || setup.api.requests_to(&patch).first().cloned()).await;
+    // Handled (the server records a request as it takes it); its answer is still 3 s away.
+    let written = setup.api.requests_to(&patch)[0].at;
+    let (status, _) = daemon.terminate();
+    assert!(status.success(), "log:\n{}", daemon.log());
+    let releases = setup.api.requests_to(&Calls::update("leases"));
+    let release = releases.iter().rev().find(|r| r.body["spec"]["holderIdentity"].is_null()).expect("a release");
+    let after = release.at.duration_since(written);
+    assert!(
+        after >= Duration::from_millis(900),
+        "released {after:?} after the write was sent, before the cycle in flight ended (bounded at 1 s); log:\n{}",
+        daemon.log()
+    );
+    setup.drain().await;
+}
