@@ -1,6 +1,7 @@
 //! HTTP endpoints: `/metrics` (Prometheus text), `/healthz` (the loop is alive), `/readyz`
 //! (a first cycle has completed).
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -12,15 +13,16 @@ use axum::routing::get;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::k8s::lease::Leadership;
 use crate::metrics::Metrics;
-use crate::target::lease::Leadership;
 
 /// The loop's liveness, as the endpoints report it.
 pub struct Health {
     started: Instant,
     leadership: Arc<Leadership>,
-    /// A loop that has not finished a cycle for this long is reported dead.
-    stall_after: Duration,
+    /// A loop that has not finished a cycle for this long is reported dead (in milliseconds:
+    /// a reload that changes the intervals changes it).
+    stall_after_ms: AtomicU64,
     last_cycle: Mutex<Option<Instant>>,
     /// Whether `/readyz` names the lease holder (`daemon.admin_details`).
     details: bool,
@@ -29,8 +31,22 @@ pub struct Health {
 impl Health {
     /// `interval` is the longest poll interval: a live loop finishes a cycle at least that often.
     pub fn new(interval: Duration, leadership: Arc<Leadership>) -> Self {
-        let stall_after = interval * 3 + Duration::from_secs(30);
-        Health { started: Instant::now(), leadership, stall_after, last_cycle: Mutex::new(None), details: false }
+        let health = Health {
+            started: Instant::now(),
+            leadership,
+            stall_after_ms: AtomicU64::new(0),
+            last_cycle: Mutex::new(None),
+            details: false,
+        };
+        health.set_interval(interval);
+        health
+    }
+
+    /// Takes a new longest interval into use (after a reload).
+    pub fn set_interval(&self, interval: Duration) {
+        let stall_after = interval.saturating_mul(3).saturating_add(Duration::from_secs(30));
+        let ms = u64::try_from(stall_after.as_millis()).unwrap_or(u64::MAX);
+        self.stall_after_ms.store(ms, Ordering::Relaxed);
     }
 
     /// With `details`, `/readyz` names the pod that holds the lease (`daemon.admin_details`).
@@ -50,7 +66,7 @@ impl Health {
 
     fn live(&self) -> bool {
         let last = self.lock().unwrap_or(self.started);
-        last.elapsed() < self.stall_after
+        last.elapsed() < Duration::from_millis(self.stall_after_ms.load(Ordering::Relaxed))
     }
 
     fn ready(&self) -> bool {
@@ -118,6 +134,14 @@ fn role(leadership: &Leadership, details: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_stall_threshold_follows_a_reloaded_interval() {
+        let health = Health::new(Duration::from_secs(1), Leadership::always());
+        assert_eq!(health.stall_after_ms.load(Ordering::Relaxed), 33_000);
+        health.set_interval(Duration::from_secs(60));
+        assert_eq!(health.stall_after_ms.load(Ordering::Relaxed), 210_000, "3 × 60 s + 30 s");
+    }
 
     #[test]
     fn readyz_names_no_pod_unless_asked() {

@@ -1,11 +1,14 @@
-//! The loop: tick → poll the due targets' sources (once each) → decide → write (if leader) →
-//! record; and, between cycles, a reloaded config.
+//! The loop: tick → poll the due targets' sources (once each) → per target: read → plan (pure)
+//! → apply (only while leader; a conflict means read and plan again) → record; and, between
+//! cycles, a reloaded config.
 
-mod busy;
+mod apply;
 mod cycle;
+mod events;
+mod observe;
+mod plan;
 mod reload;
 mod report;
-mod spot;
 mod target;
 
 pub use report::{TargetReport, TriggerReport, render_table};
@@ -20,12 +23,16 @@ use tokio_util::sync::CancellationToken;
 
 use crate::admin::{self, Health};
 use crate::config::Config;
+use crate::k8s::Kube;
+use crate::k8s::lease::{Elector, Leadership, LeaseSettings};
+use crate::k8s::spot::SpotWatcher;
 use crate::metrics::Metrics;
 use crate::source::{Shared, Source, SourceSpec};
-use crate::target::Deployments;
-use crate::target::lease::{Elector, Leadership, LeaseSettings};
-use crate::target::spot::SpotWatcher;
+use events::InternalEvent;
 use target::TargetState;
+
+/// The live sources, by name.
+type Sources = BTreeMap<String, Source>;
 
 /// How long a cycle in flight may go on after a shutdown signal before it is abandoned.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(4);
@@ -36,15 +43,20 @@ pub struct App {
     /// `--dry-run` on the command line: stays on whatever a reloaded config says.
     dry_run_flag: bool,
     dry_run: bool,
-    sources: BTreeMap<String, Source>,
+    sources: Sources,
     /// The spec each source was built from, to keep it across reloads if unchanged.
     source_specs: BTreeMap<String, SourceSpec>,
     shared: Shared,
     targets: Vec<TargetState>,
-    kube: Option<Deployments>,
+    kube: Option<Kube>,
     /// Watches of spot twins' pods and of the Nodes, when a target has a spot twin.
     spot_watcher: Option<SpotWatcher>,
     leadership: Arc<Leadership>,
+    /// The elector, once started: only while writing (not under dry-run), and then for good.
+    election: Option<tokio::task::JoinHandle<()>>,
+    /// Stops the elector (which then releases the lease): only once no cycle is in flight.
+    election_stop: CancellationToken,
+    health: Option<Arc<Health>>,
     metrics: Metrics,
     /// The origin of the policy's clock.
     started: Instant,
@@ -56,7 +68,7 @@ pub enum StartError {
     #[error("source {name}: {error}")]
     Source { name: String, error: crate::source::SourceError },
     #[error("{0}; use --dry-run to run without a cluster")]
-    Kube(crate::target::TargetError),
+    Kube(crate::k8s::KubeError),
     #[error("cannot listen on {addr}: {error}")]
     Listen { addr: std::net::SocketAddr, error: std::io::Error },
 }
@@ -67,7 +79,7 @@ impl App {
     pub async fn new(config: &Config, dry_run_flag: bool) -> Result<App, StartError> {
         let dry_run = dry_run_flag || config.daemon.dry_run;
         let metrics = Metrics::install();
-        let kube = match Deployments::connect(&config.daemon.field_manager, config.daemon.kube_timeout).await {
+        let kube = match Kube::connect(&config.daemon.field_manager, config.daemon.kube_timeout).await {
             Ok(kube) => Some(kube),
             Err(error) if dry_run => {
                 tracing::warn!(%error, "no cluster: dry run assumes every target starts at min_replicas");
@@ -75,7 +87,10 @@ impl App {
             }
             Err(error) => return Err(StartError::Kube(error)),
         };
-        let elected = config.daemon.leader_election.as_ref().filter(|_| kube.is_some() && !dry_run);
+        // Under dry-run the lease is not contended for (nothing is written), but leadership is
+        // still elected: a reload that turns writing on starts the election, and until it wins
+        // this replica does not write (issue #13: with `always()` both replicas wrote).
+        let elected = config.daemon.leader_election.as_ref().filter(|_| kube.is_some());
         let leadership = elected.map_or_else(Leadership::always, |e| Leadership::elected(e.renew_deadline));
         metrics.leader(leadership.is_leader());
         let mut app = App {
@@ -89,6 +104,9 @@ impl App {
             kube,
             spot_watcher: None,
             leadership,
+            election: None,
+            election_stop: CancellationToken::new(),
+            health: None,
             metrics,
             started: Instant::now(),
         };
@@ -109,7 +127,8 @@ impl App {
         tracing::info!(%listen, targets = self.targets.len(), dry_run = self.dry_run, "queue-autoscaler started");
         let mut tasks =
             vec![tokio::spawn(admin::serve(listener, self.metrics.clone(), health.clone(), shutdown.clone()))];
-        tasks.extend(self.start_election(shutdown.clone()));
+        self.health = Some(health.clone());
+        self.start_election();
         let (reload_tx, mut reloads) = tokio::sync::mpsc::channel(1);
         if let Some(path) = config_path {
             let check = self.config.daemon.config_check_interval;
@@ -135,6 +154,10 @@ impl App {
         }
         tracing::info!("queue-autoscaler stopping");
         shutdown.cancel();
+        // The cycle in flight has ended (or was abandoned, dropping its writes): only now may the
+        // lease go to another replica.
+        self.election_stop.cancel();
+        tasks.extend(self.election.take());
         if let Some(watcher) = &self.spot_watcher {
             watcher.stop();
         }
@@ -151,7 +174,15 @@ impl App {
         self.cycle(true).await
     }
 
-    fn start_election(&self, shutdown: CancellationToken) -> Option<tokio::task::JoinHandle<()>> {
+    /// Starts contending for the lease, once, when leader election is on and this replica
+    /// writes (not under dry-run).
+    fn start_election(&mut self) {
+        if self.election.is_none() && !self.dry_run {
+            self.election = self.elector(self.election_stop.clone());
+        }
+    }
+
+    fn elector(&self, shutdown: CancellationToken) -> Option<tokio::task::JoinHandle<()>> {
         let election = self.config.daemon.leader_election.as_ref()?;
         let kube = self.kube.as_ref().filter(|_| self.leadership.is_elected())?;
         let settings = LeaseSettings {
@@ -192,8 +223,12 @@ impl App {
                 built.insert(name.clone(), kept);
             }
         }
+        for (name, removed) in self.sources.iter().filter(|(name, _)| !config.sources.contains_key(*name)) {
+            self.metrics.retire_source(name, removed.kind());
+        }
         self.sources = built;
         self.source_specs = config.sources.clone();
+        self.shared.prune();
         Ok(())
     }
 
@@ -211,9 +246,17 @@ impl App {
             };
             self.targets.push(state);
         }
+        // What is left was removed: its pod watch stops as it drops, its series leave /metrics.
+        for removed in old.into_values() {
+            self.metrics.retire_target(&removed.labels);
+        }
         let any_spot = config.targets.iter().any(|t| t.spot.is_some());
         if any_spot && self.spot_watcher.is_none() {
-            self.spot_watcher = self.kube.as_ref().map(|k| SpotWatcher::new(k.client()));
+            let metrics = self.metrics.clone();
+            let on_error: crate::k8s::spot::OnWatchError = Arc::new(move |watch, label, error| {
+                events::WatchFailed { watch, label, error }.emit(&metrics);
+            });
+            self.spot_watcher = self.kube.as_ref().map(|k| SpotWatcher::new(k.watch_client(), on_error));
         }
     }
 
@@ -224,7 +267,7 @@ impl App {
             tracing::warn!("daemon.listen and daemon.leader_election take effect at the next restart");
         }
         if (old.field_manager != new.field_manager || old.kube_timeout != new.kube_timeout) && self.kube.is_some() {
-            match Deployments::connect(&new.field_manager, new.kube_timeout).await {
+            match Kube::connect(&new.field_manager, new.kube_timeout).await {
                 Ok(kube) => self.kube = Some(kube),
                 Err(error) => tracing::warn!(%error, "keeping the Kubernetes client: the new settings do not connect"),
             }
@@ -236,6 +279,11 @@ impl App {
         }
         self.build_targets(&config);
         self.dry_run = self.dry_run_flag || config.daemon.dry_run;
+        self.config = config;
+        self.start_election();
+        if let Some(health) = &self.health {
+            health.set_interval(self.longest_interval());
+        }
         tracing::info!(
             sources = self.sources.len(),
             targets = self.targets.len(),
@@ -243,7 +291,6 @@ impl App {
             "config reloaded"
         );
         self.metrics.config_reloaded();
-        self.config = config;
     }
 
     fn next_due(&self) -> Option<Instant> {

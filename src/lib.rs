@@ -4,7 +4,7 @@
 //! main ─► app ─┬─► config   TOML + env → validated values
 //!              ├─► source   one poll per source per cycle (celery …)
 //!              ├─► policy   pure: observations + history + now → Decision
-//!              ├─► target   read / write Deployments (scale, Events)
+//!              ├─► k8s      the Kubernetes edge: Deployments (scale, Events), pods, Nodes, Lease
 //!              └─► metrics, admin   /metrics /healthz /readyz
 //! rbac: config → the least Kubernetes RBAC it needs (the `rbac` command)
 //! ```
@@ -13,10 +13,10 @@ pub mod admin;
 pub mod app;
 pub mod commands;
 pub mod config;
+pub mod k8s;
 pub mod metrics;
 pub mod policy;
 pub mod rbac;
 pub mod secret;
 pub mod simulate;
 pub mod source;
-pub mod target;

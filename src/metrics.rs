@@ -3,16 +3,18 @@
 //! Labels are bounded: names from the config, and static strings (error labels, reason labels,
 //! directions).
 
-use std::sync::OnceLock;
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use metrics::{Label, counter, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
+use crate::k8s::KubeError;
+use crate::k8s::spot::WATCH_ERROR_LABELS;
 use crate::policy::spot::{Placement, Split};
 use crate::policy::{Decision, Prediction, Reason};
 use crate::source::{Kind, Reading, SourceError};
-use crate::target::TargetError;
 
 pub const SOURCE_VALUE: &str = "queue_autoscaler_source_value";
 pub const SOURCE_POLL_SECONDS: &str = "queue_autoscaler_source_poll_seconds";
@@ -36,6 +38,7 @@ pub const TARGET_ARRIVAL_RATE: &str = "queue_autoscaler_target_arrival_rate";
 pub const TARGET_COMPLETION_RATE: &str = "queue_autoscaler_target_completion_rate";
 pub const TARGET_PREDICTED_WAIT: &str = "queue_autoscaler_target_predicted_wait_seconds";
 pub const TARGET_UTILIZATION: &str = "queue_autoscaler_target_utilization";
+pub const WATCH_ERRORS: &str = "queue_autoscaler_watch_errors_total";
 
 /// Off by default (one series per partition): `partition_metrics = true` on a Kafka source.
 pub const KAFKA_PARTITION_LAG: &str = "queue_autoscaler_kafka_partition_lag";
@@ -43,7 +46,7 @@ pub const KAFKA_PARTITION_LAG: &str = "queue_autoscaler_kafka_partition_lag";
 pub const OPT_IN: [&str; 1] = [KAFKA_PARTITION_LAG];
 
 /// Every metric name, for documentation checks and dashboards.
-pub const ALL: [&str; 22] = [
+pub const ALL: [&str; 23] = [
     SOURCE_VALUE,
     SOURCE_POLL_SECONDS,
     SOURCE_ERRORS,
@@ -66,6 +69,7 @@ pub const ALL: [&str; 22] = [
     TARGET_COMPLETION_RATE,
     TARGET_PREDICTED_WAIT,
     TARGET_UTILIZATION,
+    WATCH_ERRORS,
 ];
 
 /// The gauges of a target with a wait objective.
@@ -79,6 +83,11 @@ const LATENCY_BUCKETS: [f64; 12] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1
 #[derive(Clone)]
 pub struct Metrics {
     handle: PrometheusHandle,
+    /// Label sets of targets and sources a reload removed, as they open a rendered series
+    /// (`{target="a",namespace="n",deployment="d"`): their series are left out of `/metrics`.
+    /// The exporter has no way to delete a series (metrics-exporter-prometheus 0.18 keeps its
+    /// registry private), so they are hidden where they are rendered.
+    retired: Arc<Mutex<BTreeSet<String>>>,
 }
 
 static INSTALLED: OnceLock<Metrics> = OnceLock::new();
@@ -101,7 +110,12 @@ impl Metrics {
                 counter!(CONFIG_RELOADS).absolute(0);
                 counter!(CONFIG_RELOAD_ERRORS).absolute(0);
                 let _ = histogram!(LOOP_SECONDS);
-                Metrics { handle }
+                for watch in ["pods", "nodes"] {
+                    for error in WATCH_ERROR_LABELS {
+                        counter!(WATCH_ERRORS, "watch" => watch, "error" => error).absolute(0);
+                    }
+                }
+                Metrics { handle, retired: Arc::default() }
             })
             .clone()
     }
@@ -109,12 +123,49 @@ impl Metrics {
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
         self.handle.run_upkeep();
-        self.handle.render()
+        let page = self.handle.render();
+        let retired = self.retired.lock().unwrap_or_else(|p| p.into_inner());
+        if retired.is_empty() {
+            return page;
+        }
+        let current = |line: &str| {
+            !retired.iter().any(|opening| {
+                line.find(opening.as_str())
+                    .is_some_and(|at| matches!(line.as_bytes().get(at + opening.len()), Some(b',' | b'}')))
+            })
+        };
+        let mut kept: String = page.lines().filter(|l| current(l)).collect::<Vec<_>>().join("\n");
+        kept.push('\n');
+        kept
+    }
+
+    /// Leaves the series of a target that a reload removed (or moved to another Deployment)
+    /// out of `/metrics`, until it is registered again.
+    pub fn retire_target(&self, target: &TargetLabels) {
+        self.retire(opening(&target.0), true);
+    }
+
+    /// Leaves the series of a source that a reload removed out of `/metrics`.
+    pub fn retire_source(&self, source: &str, kind: Kind) {
+        self.retire(opening(&source_labels(source, kind)), true);
+        // Kafka's per-partition lag: `{source="s",topic=…`.
+        self.retire(opening(&[Label::new("source", source.to_owned())]), true);
+    }
+
+    fn retire(&self, opening: String, retired: bool) {
+        let mut set = self.retired.lock().unwrap_or_else(|p| p.into_inner());
+        if retired {
+            set.insert(opening);
+        } else {
+            set.remove(&opening);
+        }
     }
 
     /// Registers a source's series at zero, so dashboards show 0 rather than "no data".
     pub fn register_source(&self, source: &str, kind: Kind) {
         let labels = source_labels(source, kind);
+        self.retire(opening(&labels), false);
+        self.retire(opening(&[Label::new("source", source.to_owned())]), false);
         gauge!(SOURCE_VALUE, labels.clone()).set(0.0);
         let _ = histogram!(SOURCE_POLL_SECONDS, labels.clone());
         counter!(SOURCE_SKIPPED, labels.clone()).absolute(0);
@@ -125,12 +176,13 @@ impl Metrics {
 
     /// Registers a target's series at zero.
     pub fn register_target(&self, target: &TargetLabels, spot: bool, busy: bool, objective: bool) {
+        self.retire(opening(&target.0), false);
         for direction in ["up", "down"] {
             counter!(SCALE_EVENTS, with(&target.0, "direction", direction)).absolute(0);
         }
         gauge!(TARGET_DESIRED, target.0.clone()).set(0.0);
         gauge!(TARGET_CURRENT, target.0.clone()).set(0.0);
-        for error in TargetError::LABELS {
+        for error in KubeError::LABELS {
             counter!(TARGET_ERRORS, with(&target.0, "error", error)).absolute(0);
         }
         for reason in Reason::LABELS {
@@ -252,6 +304,11 @@ impl Metrics {
         counter!(CONFIG_RELOAD_ERRORS).increment(1);
     }
 
+    /// A watch (spot twins' pods, the Nodes) failed; it resumes by itself.
+    pub fn watch_failed(&self, watch: &'static str, error: &'static str) {
+        counter!(WATCH_ERRORS, "watch" => watch, "error" => error).increment(1);
+    }
+
     pub fn loop_finished(&self, took: Duration) {
         histogram!(LOOP_SECONDS).record(took.as_secs_f64());
     }
@@ -275,6 +332,14 @@ fn replicas_labels(target: &TargetLabels, capacity: &'static str, state: &'stati
     let mut labels = with(&target.0, "capacity", capacity);
     labels.push(Label::from_static_parts("state", state));
     labels
+}
+
+/// How a series with these labels first opens in the text exposition: `{a="x",b="y"` (values
+/// escaped as the exporter escapes them).
+fn opening(labels: &[Label]) -> String {
+    let escape = |v: &str| v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n");
+    let pairs: Vec<String> = labels.iter().map(|l| format!("{}=\"{}\"", l.key(), escape(l.value()))).collect();
+    format!("{{{}", pairs.join(","))
 }
 
 fn source_labels(source: &str, kind: Kind) -> Vec<Label> {
@@ -334,4 +399,35 @@ fn describe() {
         "The p95 wait the queueing model predicts with the replicas decided (+Inf: they cannot keep up)."
     );
     describe_gauge!(TARGET_UTILIZATION, "Busy slots over the ready replicas' slots (0 to 1).");
+    describe_counter!(
+        WATCH_ERRORS,
+        "Errors of the spot watches (pods, nodes), by bounded label (gone: a 410, listed again); each resumes by itself."
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_retired_target_or_source_leaves_the_page_until_registered_again() {
+        let metrics = Metrics::install();
+        let (gone, kept) = (TargetLabels::new("retired", "ns", "d"), TargetLabels::new("retired-not", "ns", "d"));
+        for target in [&gone, &kept] {
+            metrics.register_target(target, false, false, false);
+        }
+        metrics.register_source("retired-source", Kind::Celery);
+        let shows = |page: &str, needle: &str| page.lines().any(|l| !l.starts_with('#') && l.contains(needle));
+        assert!(shows(&metrics.render(), "target=\"retired\""));
+
+        metrics.retire_target(&gone);
+        metrics.retire_source("retired-source", Kind::Celery);
+        let page = metrics.render();
+        assert!(!shows(&page, "target=\"retired\""), "{page}");
+        assert!(!shows(&page, "source=\"retired-source\""), "{page}");
+        assert!(shows(&page, "target=\"retired-not\""), "a name that only starts alike stays");
+
+        metrics.register_target(&gone, false, false, false);
+        assert!(shows(&metrics.render(), "target=\"retired\""));
+    }
 }

@@ -8,9 +8,9 @@
 //! ```
 //!
 //! Each grant mirrors a call of `target/` (tests/rbac.rs checks that they match exactly):
-//! - the workload: `get` (replicas, pause annotations, selector), and its `scale` subresource
-//!   `patch` (the write) and `get` (the re-read after a 409) — by name;
-//! - `events.k8s.io` Events: `create`, and `patch` when kube-runtime folds a repeat into a series;
+//! - the workload: `get` (replicas, pause annotations, selector; also the re-read after a 409),
+//!   and its `scale` subresource `patch` (the write) — by name;
+//! - `events.k8s.io` Events: `create` (a new Event per rescale, never a patched series);
 //! - pods: `list` + `watch` for a spot twin's health, `list` + `patch` (deletion cost) for
 //!   busy-aware scale-in; Nodes `list` + `watch` for spot health;
 //! - the lease: `get` and `update` by name, `create` (which RBAC cannot limit by name).
@@ -86,8 +86,8 @@ impl Rules {
         let twin = target.spot.as_ref().map(|s| s.deployment.as_str());
         let names: Vec<&str> = [target.deployment.as_str()].into_iter().chain(twin).collect();
         self.grant(group, resource, &names, &["get"]);
-        self.grant(group, &format!("{resource}/scale"), &names, &["get", "patch"]);
-        self.grant("events.k8s.io", "events", &[], &["create", "patch"]);
+        self.grant(group, &format!("{resource}/scale"), &names, &["patch"]);
+        self.grant("events.k8s.io", "events", &[], &["create"]);
         if target.spot.is_some() {
             self.grant("", "pods", &[], &["list", "watch"]);
         }

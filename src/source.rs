@@ -75,6 +75,14 @@ pub struct Shared {
     clusters: HashMap<BTreeMap<String, String>, Arc<kafka::Cluster>>,
 }
 
+impl Shared {
+    /// Closes the connections no source uses any more (their sources were removed by a reload).
+    pub fn prune(&mut self) {
+        self.databases.retain(|_, db| db.in_use());
+        self.clusters.retain(|_, cluster| Arc::strong_count(cluster) > 1);
+    }
+}
+
 /// What one successful poll measured.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Reading {

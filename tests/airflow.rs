@@ -115,6 +115,25 @@ async fn mariadb_airflow_3() {
 }
 
 #[tokio::test]
+async fn an_upgrade_to_2_10_under_a_running_source_brings_executor_exclusions() {
+    let db = TestDb::create(Backend::Postgres, "airflow_upgrade").await;
+    db.create_task_instance(Schema::V2_9).await;
+    db.insert(Schema::V2_9, &ROWS).await;
+    let source = source(&db.url, excluding());
+    assert_eq!(source.poll().await.expect("poll").value, 7.0, "2.9: no executor to exclude by");
+    // Airflow's 2.10 migration adds the column to the database in use; a task goes to
+    // KubernetesExecutor.
+    db.execute_atomically(
+        "ALTER TABLE task_instance ADD COLUMN executor VARCHAR(1000);\n\
+         UPDATE task_instance SET executor = 'KubernetesExecutor' WHERE state = 'queued' AND queue = 'default'",
+    )
+    .await;
+    // The three queued tasks on `default` are now KubernetesExecutor's: 7 − 3.
+    assert_eq!(source.poll().await.expect("poll").value, 4.0, "the same source sees the new column");
+    db.drop_database().await;
+}
+
+#[tokio::test]
 async fn sources_on_one_database_share_one_small_pool() {
     let db = TestDb::create(Backend::Postgres, "airflow_pool").await;
     db.create_task_instance(Schema::V2_10).await;

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use support::airflow::{Backend, Schema, TestDb};
 use support::apiserver::ApiServer;
-use support::daemon::{Daemon, free_port, http_get};
+use support::daemon::{Daemon, cycles_pass, free_port, http_get};
 use support::eventually;
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -74,7 +74,7 @@ async fn a_scale_down_keeps_the_busy_workers_and_marks_them_costly() {
     pods(&api, 5);
 
     // Everything finishes but two tasks, on worker-1 (by pod name) and worker-3 (by FQDN).
-    db.execute(
+    db.execute_atomically(
         "UPDATE task_instance SET state = 'success', hostname = 'worker-0';\n\
          UPDATE task_instance SET state = 'running', hostname = 'worker-1' WHERE task_id = 'task_0';\n\
          UPDATE task_instance SET state = 'running', hostname = 'worker-3.workers.airflow.svc.cluster.local' WHERE task_id = 'task_1'",
@@ -115,14 +115,14 @@ async fn no_scale_down_while_the_busy_workers_are_unknown() {
     pods(&api, 4);
     let dead = format!("postgres://airflow@127.0.0.1:{}/airflow", free_port());
     let dir = tempfile::tempdir().unwrap();
-    let daemon =
-        Daemon::start(&config(&db.url, Some(&dead), free_port()), &["run"], Some(&api.kubeconfig(dir.path())), &[]);
+    let port = free_port();
+    let daemon = Daemon::start(&config(&db.url, Some(&dead), port), &["run"], Some(&api.kubeconfig(dir.path())), &[]);
     // No tasks: 1 worker wanted, but which workers are busy cannot be learned.
     eventually(WAIT, "the held scale-down", || {
         daemon.log().contains("scale-down held: which workers are busy is unknown").then_some(())
     })
     .await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    cycles_pass(port, 2).await;
     assert!(api.scale_writes().is_empty(), "{:?}", api.scale_writes());
     assert!(api.pod_patches().is_empty());
     db.drop_database().await;

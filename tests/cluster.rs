@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use support::apiserver::ApiServer;
-use support::daemon::{Daemon, free_port, http_get};
+use support::daemon::{Daemon, LEADER_ELECTION, cycles_pass, free_port, http_get, metric, swap_config};
 use support::redis::{self as test_redis, PrivateRedis, push};
 use support::{eventually, unique};
 
@@ -39,17 +39,6 @@ policies = [{{ type = "pods", value = 10, period = "500ms" }}]
 "#
     )
 }
-
-const ELECTION: &str = r#"
-admin_details = true
-
-[daemon.leader_election]
-enabled = true
-namespace = "ops"
-lease_duration = "3s"
-renew_deadline = "2s"
-retry_period = "500ms"
-"#;
 
 fn holder(api: &ApiServer) -> Option<String> {
     api.lease("ops", "queue-autoscaler")?["spec"]["holderIdentity"].as_str().map(str::to_owned)
@@ -88,7 +77,7 @@ async fn pair(name: &str) -> Pair {
     let ports = (free_port(), free_port());
     let start = |port, token: &str| {
         let kubeconfig = api.kubeconfig_with_token(dir.path(), token);
-        let config = config(&test_redis::url(), &queue, port, 10, ELECTION);
+        let config = config(&test_redis::url(), &queue, port, 10, &format!("admin_details = true\n{LEADER_ELECTION}"));
         Daemon::start(
             &config,
             &["run"],
@@ -178,14 +167,6 @@ async fn a_leader_stopping_cleanly_releases_the_lease_at_once() {
 
 /// Writes `text` as `dir/NAME` and points `dir/config.toml` at it by an atomic symlink swap, the
 /// way the kubelet updates a mounted ConfigMap.
-fn swap_config(dir: &Path, name: &str, text: &str) {
-    std::fs::write(dir.join(name), text).unwrap();
-    let tmp = dir.join("config.toml.tmp");
-    let _ = std::fs::remove_file(&tmp);
-    std::os::unix::fs::symlink(dir.join(name), &tmp).unwrap();
-    std::fs::rename(&tmp, dir.join("config.toml")).unwrap();
-}
-
 /// The ids of the clients connected to a private Redis, but the asker's own.
 async fn client_ids(connection: &mut redis::aio::MultiplexedConnection) -> Vec<u64> {
     let me: u64 = redis::cmd("CLIENT").arg("ID").query_async(connection).await.unwrap();
@@ -231,8 +212,8 @@ async fn a_changed_config_takes_effect_and_an_invalid_one_is_rejected() {
     eventually(WAIT, "the rejection", || daemon.log().contains("config reload rejected").then_some(())).await;
     assert!(daemon.log().contains("targets[0].max_replicas"), "the key path is logged:\n{}", daemon.log());
     let (_, metrics) = http_get(port, "/metrics").unwrap();
-    assert!(metrics.contains("queue_autoscaler_config_reload_errors_total 1"), "{metrics}");
-    assert!(metrics.contains("queue_autoscaler_config_reloads_total 1"), "{metrics}");
+    assert_eq!(metric(&metrics, "queue_autoscaler_config_reload_errors_total"), 1.0);
+    assert_eq!(metric(&metrics, "queue_autoscaler_config_reloads_total"), 1.0);
     // The old config keeps running: a Deployment set back is restored to 5.
     api.set_replicas("data", "worker", 2);
     eventually(WAIT, "the running config at work", || (api.replicas("data", "worker") == 5).then_some(())).await;
@@ -251,7 +232,7 @@ async fn sighup_reloads_at_once() {
     let daemon = run_with_symlinked_config(&api, dir.path(), &config(&test_redis::url(), &queue, port, 3, never));
     eventually(WAIT, "the first bound", || (api.replicas("data", "worker") == 3).then_some(())).await;
     swap_config(dir.path(), "config-v2.toml", &config(&test_redis::url(), &queue, port, 4, never));
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    cycles_pass(port, 2).await;
     assert_eq!(api.replicas("data", "worker"), 3, "no check for an hour: nothing yet");
     daemon.signal("HUP");
     eventually(WAIT, "the reload on SIGHUP", || (api.replicas("data", "worker") == 4).then_some(())).await;

@@ -4,10 +4,10 @@ mod support;
 
 use std::time::Duration;
 
-use redis::aio::MultiplexedConnection;
 use support::apiserver::ApiServer;
-use support::daemon::{Daemon, free_port, http_get};
-use support::redis::{self as test_redis, push};
+use support::daemon::{Daemon, cycles_pass, free_port, http_get, metric};
+use support::redis as test_redis;
+use support::scenario::Scenario;
 use support::{eventually, unique};
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -51,55 +51,22 @@ replicas = "hold"
     )
 }
 
-/// The value of the series named exactly `series` (name and labels) in a Prometheus page.
-fn metric(page: &str, series: &str) -> f64 {
-    page.lines()
-        .find_map(|line| line.strip_prefix(series).and_then(|rest| rest.trim().parse().ok()))
-        .unwrap_or_else(|| panic!("{series} not in:\n{page}"))
+/// Starts the binary on a scenario's queue and cluster.
+trait Start {
+    /// The binary with `args`, at most `max` replicas, its admin port on `port`.
+    fn daemon(&self, args: &[&str], max: u32, port: u16) -> Daemon;
 }
 
-/// A queue of its own on the real Redis, a test API server with `data/worker`, and a place for
-/// the kubeconfig.
-struct Setup {
-    redis: MultiplexedConnection,
-    queue: String,
-    api: ApiServer,
-    dir: tempfile::TempDir,
-}
-
-impl Setup {
-    async fn new(name: &str, replicas: i64) -> Setup {
-        let api = ApiServer::start().await;
-        api.add_deployment("data", "worker", replicas);
-        Setup { redis: test_redis::connect().await, queue: unique(name), api, dir: tempfile::tempdir().unwrap() }
-    }
-
-    /// Starts the binary with `args` on this setup's queue and cluster, with `max` replicas.
+impl Start for Scenario {
     fn daemon(&self, args: &[&str], max: u32, port: u16) -> Daemon {
         let config = config(&self.queue, &test_redis::url(), "worker", 1, max, port);
         Daemon::start(&config, args, Some(&self.api.kubeconfig(self.dir.path())), &[])
-    }
-
-    async fn push(&mut self, n: usize) {
-        push(&mut self.redis, &self.queue, &self.queue, n).await;
-    }
-
-    async fn drain(&mut self) {
-        let () = redis::cmd("DEL").arg(&self.queue).query_async(&mut self.redis).await.unwrap();
-    }
-
-    fn replicas_are(&self, n: i64) -> Option<()> {
-        (self.api.replicas("data", "worker") == n).then_some(())
-    }
-
-    fn written(&self) -> Vec<i64> {
-        self.api.scale_writes().iter().map(|w| w.replicas).collect()
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scales_up_as_the_queue_grows_and_down_as_it_drains() {
-    let mut setup = Setup::new("e2e-grow", 1).await;
+    let mut setup = Scenario::new("e2e-grow", 1).await;
     let port = free_port();
     setup.push(35).await;
     let mut daemon = setup.daemon(&["run"], 8, port);
@@ -144,45 +111,31 @@ async fn scales_up_as_the_queue_grows_and_down_as_it_drains() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_paused_deployment_is_never_written_and_paused_replicas_pins_it() {
-    let mut setup = Setup::new("e2e-pause", 2).await;
+    let mut setup = Scenario::new("e2e-pause", 2).await;
     setup.api.annotate("data", "worker", "queue-autoscaler.io/paused", Some("true"));
     setup.push(90).await;
-    let daemon = setup.daemon(&["run"], 10, free_port());
+    let port = free_port();
+    let daemon = setup.daemon(&["run"], 10, port);
 
     eventually(WAIT, "a paused decision", || daemon.log().contains("reason=paused by annotation").then_some(())).await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    cycles_pass(port, 2).await;
     assert!(setup.written().is_empty(), "paused, yet written: {:?}", setup.written());
 
     setup.api.annotate("data", "worker", "queue-autoscaler.io/paused-replicas", Some("3"));
     eventually(WAIT, "the pinned count", || setup.replicas_are(3)).await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    cycles_pass(port, 2).await;
     assert_eq!(setup.written(), vec![3], "pinned: one write, then none; log:\n{}", daemon.log());
     setup.drain().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_conflict_is_retried_with_a_fresh_read() {
-    let mut setup = Setup::new("e2e-conflict", 1).await;
-    setup.api.inject_conflicts(2);
-    setup.push(30).await;
-    let daemon = setup.daemon(&["run"], 10, free_port());
-    eventually(WAIT, "the scale-up despite two conflicts", || setup.replicas_are(3)).await;
-    let scale_requests = setup.api.requests().iter().filter(|r| r.path.contains("/scale")).count();
-    assert!(
-        scale_requests >= 5,
-        "3 PATCHes and 2 fresh GETs of the scale, got {scale_requests}; log:\n{}",
-        daemon.log()
-    );
-    setup.drain().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dry_run_reads_but_never_writes() {
-    let mut setup = Setup::new("e2e-dry", 1).await;
+    let mut setup = Scenario::new("e2e-dry", 1).await;
     setup.push(50).await;
-    let daemon = setup.daemon(&["run", "--dry-run"], 10, free_port());
+    let port = free_port();
+    let daemon = setup.daemon(&["run", "--dry-run"], 10, port);
     eventually(WAIT, "a decision to scale up", || daemon.log().contains("desired=5").then_some(())).await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    cycles_pass(port, 2).await;
     assert!(setup.written().is_empty());
     assert!(setup.api.requests().iter().all(|r| r.method == "GET"), "{:?}", setup.api.requests());
     setup.drain().await;

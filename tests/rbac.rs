@@ -240,7 +240,7 @@ async fn rbac_grants_exactly_the_calls_the_daemon_makes_and_only_in_its_namespac
     let env = [("POD_NAME", "rbac-test"), ("POD_NAMESPACE", OWN_NAMESPACE)];
     let daemon = Daemon::start(&config, &["run"], Some(&api.kubeconfig(dir.path())), &env);
 
-    // team-a: a scale-up through a conflict (so a fresh read of the scale), the spot split, Events;
+    // team-a: a scale-up through a conflict (so a fresh read), the spot split, Events;
     // team-b's tasks wait as `scheduled`, which no source counts.
     let queued = |queue| (Some("queued"), Some(queue), None, None);
     let mut rows: Vec<_> = (0..6).map(|_| queued("a")).collect();
@@ -258,7 +258,7 @@ async fn rbac_grants_exactly_the_calls_the_daemon_makes_and_only_in_its_namespac
     db.execute("UPDATE task_instance SET state = 'success' WHERE queue = 'a';\nUPDATE task_instance SET state = 'running', hostname = 'worker-1' WHERE task_id = 'task_0'").await;
     eventually(WAIT, "team-a's scale-down", || (api.replicas("team-a", "worker") == 1).then_some(())).await;
     eventually(WAIT, "a deletion cost", || (!api.pod_patches().is_empty()).then_some(())).await;
-    request(&api, "a folded Event in team-a", |c| c.verb == "patch" && c.resource == "events").await;
+    request(&api, "an Event in team-a", |c| c.verb == "create" && c.resource == "events").await;
 
     // team-b: the same through a conflict, up and down, once team-a is at rest.
     let writes = api.scale_writes().len();
@@ -270,8 +270,9 @@ async fn rbac_grants_exactly_the_calls_the_daemon_makes_and_only_in_its_namespac
     db.execute("UPDATE task_instance SET state = 'success' WHERE queue = 'b'").await;
     eventually(WAIT, "team-b's scale-down", || (api.replicas("team-b", "worker") == 1).then_some(())).await;
     let in_b = |c: &Call| c.namespace.as_deref() == Some("team-b");
-    request(&api, "team-b's scale re-read", |c| in_b(c) && c.resource == "deployments/scale" && c.verb == "get").await;
-    request(&api, "a folded Event in team-b", |c| in_b(c) && c.resource == "events" && c.verb == "patch").await;
+    request(&api, "team-b's re-read after the 409", |c| in_b(c) && c.resource == "deployments" && c.verb == "get")
+        .await;
+    request(&api, "an Event in team-b", |c| in_b(c) && c.resource == "events" && c.verb == "create").await;
     request(&api, "a lease renewal", |c| c.resource == "leases" && c.verb == "update").await;
 
     let calls: BTreeSet<Call> = api.requests().iter().map(call).collect();

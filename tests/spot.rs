@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use support::apiserver::ApiServer;
-use support::daemon::{Daemon, free_port, http_get, run};
+use support::daemon::{Daemon, cycles_pass, free_port, http_get, run};
 use support::redis::{self as test_redis, push};
 use support::{eventually, unique};
 
@@ -136,10 +136,11 @@ async fn stand_ins_never_take_the_total_past_max() {
         api.put_pod("data", &format!("spot-{i}"), &spot_pod_labels(), None, Some(Duration::from_secs(600)));
     }
     let dir = tempfile::tempdir().unwrap();
-    let daemon = Daemon::start(&config(&queue, free_port()), &["run"], Some(&api.kubeconfig(dir.path())), &[]);
+    let port = free_port();
+    let daemon = Daemon::start(&config(&queue, port), &["run"], Some(&api.kubeconfig(dir.path())), &[]);
     // 80 → 8 replicas: 1 + 7 spot, all 7 failing; room under max 10 for only 2 stand-ins.
     eventually(WAIT, "the stand-ins", || (api.replicas("data", "worker") == 3).then_some(())).await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    cycles_pass(port, 2).await;
     assert_eq!(api.replicas("data", "worker") + api.replicas("data", "worker-spot"), 10, "log:\n{}", daemon.log());
     let () = redis::cmd("DEL").arg(&queue).query_async(&mut redis).await.unwrap();
 }
@@ -199,5 +200,43 @@ async fn once_reads_spot_health_from_the_cluster() {
     assert_eq!((spot["unschedulable"].as_u64(), spot["reclaimed"].as_u64()), (Some(1), Some(1)), "{json}");
     assert_eq!(json[0]["split"], serde_json::json!({ "on_demand": 3, "spot": 4 }), "{json}");
     assert!(api.scale_writes().is_empty(), "dry run");
+    let () = redis::cmd("DEL").arg(&queue).query_async(&mut redis).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watch_answered_410_gone_lists_again_and_is_counted() {
+    let mut redis = test_redis::connect().await;
+    let queue = unique("spot-gone");
+    let api = ApiServer::start().await;
+    api.add_deployment("data", "worker", 1);
+    api.add_deployment("data", "worker-spot", 4);
+    api.put_node("spot-node", &[], false);
+    for i in 0..4 {
+        api.put_pod("data", &format!("spot-{i}"), &spot_pod_labels(), Some("spot-node"), None);
+    }
+    push(&mut redis, &queue, &queue, 50).await;
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(&config(&queue, port), &["run"], Some(&api.kubeconfig(dir.path())), &[]);
+    cycles_pass(port, 2).await;
+    assert!(writes_to(&api, "worker").is_empty(), "all spot pods run: nothing to cover");
+
+    // etcd compacts past the pod watch's version (a Deployment changed since its last event),
+    // and the API server drops its watches: resuming is answered 410 Gone.
+    api.add_deployment("data", "other", 1);
+    api.compact();
+    api.close_watches();
+    let gone = "queue_autoscaler_watch_errors_total{watch=\"pods\",error=\"gone\"}";
+    let counted =
+        || http_get(port, "/metrics").map(|(_, page)| support::daemon::metric(&page, gone)).filter(|n| *n >= 1.0);
+    eventually(WAIT, "the 410 counted", counted).await;
+    assert!(daemon.log().contains("watch failed; resuming"), "log:\n{}", daemon.log());
+
+    // The watch listed again and sees what changes now: the spot pods cannot be scheduled.
+    for i in 0..4 {
+        api.put_pod("data", &format!("spot-{i}"), &spot_pod_labels(), None, Some(Duration::ZERO));
+    }
+    eventually(WAIT, "the fallback seen through the new watch", || (api.replicas("data", "worker") == 5).then_some(()))
+        .await;
     let () = redis::cmd("DEL").arg(&queue).query_async(&mut redis).await.unwrap();
 }

@@ -1,18 +1,18 @@
-//! One cycle: poll each needed source once, then decide and apply every due target.
+//! One cycle: poll each needed source once, then run every due target.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::Duration;
 
 use futures_util::future::join_all;
 use tokio::time::Instant;
 
+use super::Sources;
+use super::apply::Writer;
+use super::events::{InternalEvent, SourcePolled};
+use super::observe::Reader;
 use super::target::{TargetState, next_due};
 use super::{App, TargetReport};
 use crate::metrics::Metrics;
-use crate::source::{Reading, Source, SourceError};
-use crate::target::Deployments;
-use crate::target::lease::Leadership;
-use crate::target::spot::SpotWatcher;
+use crate::source::{Reading, SourceError};
 
 /// The outcome of this cycle's poll of each source.
 pub(super) type Readings = BTreeMap<String, Result<Reading, SourceError>>;
@@ -30,17 +30,19 @@ impl App {
             .collect();
         let readings = poll(&self.sources, needed, &self.metrics).await;
         let clock = now - self.started;
-        let context = Context {
-            readings: &readings,
-            sources: &self.sources,
+        let reader = Reader {
             kube: self.kube.as_ref(),
-            spot_watcher: self.spot_watcher.as_ref(),
-            leader: &self.leadership,
+            spot: self.spot_watcher.as_ref(),
+            sources: &self.sources,
+            metrics: &self.metrics,
+        };
+        let writer = Writer {
+            kube: self.kube.as_ref(),
+            leadership: &self.leadership,
             dry_run: self.dry_run,
             metrics: &self.metrics,
-            now: clock,
         };
-        let runs = self.targets.iter_mut().filter(|t| due(t)).map(|t| t.run(&context));
+        let runs = self.targets.iter_mut().filter(|t| due(t)).map(|t| t.run(&readings, &reader, &writer, clock));
         let reports = join_all(runs).await;
         for target in self.targets.iter_mut().filter(|t| due(t)) {
             target.next_due = next_due(target.next_due, target.spec.interval, now);
@@ -51,29 +53,19 @@ impl App {
 }
 
 /// Polls each source once, concurrently.
-async fn poll(sources: &BTreeMap<String, Source>, needed: BTreeSet<&str>, metrics: &Metrics) -> Readings {
+async fn poll(sources: &Sources, needed: BTreeSet<&str>, metrics: &Metrics) -> Readings {
     let polls = needed.into_iter().filter_map(|name| sources.get_key_value(name)).map(|(name, source)| async move {
         let started = Instant::now();
         let result = source.poll().await;
-        metrics.source_polled(name, source.kind(), &result, started.elapsed(), source.partition_metrics());
-        if let Err(error) = &result {
-            tracing::warn!(source = %name, kind = source.kind().as_str(), error = %error, "poll failed");
+        SourcePolled {
+            source: name,
+            kind: source.kind(),
+            result: &result,
+            took: started.elapsed(),
+            partitions: source.partition_metrics(),
         }
+        .emit(metrics);
         (name.clone(), result)
     });
     join_all(polls).await.into_iter().collect()
-}
-
-/// What every target of a cycle shares.
-pub(super) struct Context<'a> {
-    pub(super) readings: &'a Readings,
-    pub(super) sources: &'a BTreeMap<String, Source>,
-    pub(super) kube: Option<&'a Deployments>,
-    pub(super) spot_watcher: Option<&'a SpotWatcher>,
-    /// Whether this replica may write, checked right before every write.
-    pub(super) leader: &'a Leadership,
-    pub(super) dry_run: bool,
-    pub(super) metrics: &'a Metrics,
-    /// The policy's clock: time since the daemon started.
-    pub(super) now: Duration,
 }

@@ -4,14 +4,16 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use super::cycle::Context;
+use super::Sources;
+use super::cycle::Readings;
+use super::plan::Plan;
 use crate::config::Target;
-use crate::policy::spot::{Placement, Split};
+use crate::k8s::KubeError;
+use crate::k8s::spot::SpotHealth;
+use crate::policy::spot::Placement;
 use crate::policy::{Decision, Prediction};
 use crate::source::Kind;
 use crate::source::kafka::lag::PartitionLag;
-use crate::target::TargetError;
-use crate::target::spot::SpotHealth;
 
 /// One target's outcome. Field names are a contract: scripts read `once --output json`.
 #[derive(Debug, Clone, Serialize)]
@@ -136,7 +138,7 @@ pub struct SpotReport {
 }
 
 impl SpotReport {
-    pub(super) fn new(placement: &Placement, health: Option<SpotHealth>) -> Self {
+    fn new(placement: &Placement, health: Option<SpotHealth>) -> Self {
         let health_known = health.is_some();
         let health = health.unwrap_or_default();
         SpotReport {
@@ -151,20 +153,16 @@ impl SpotReport {
 }
 
 impl TargetReport {
-    #[allow(clippy::too_many_arguments)] // one report gathers everything a cycle learned
+    /// The report of one target's plan, once applied (`written`).
     pub(super) fn new(
         spec: &Target,
-        current: Option<Split>,
-        decision: &Decision,
-        note: &str,
-        split: Split,
-        spot: Option<SpotReport>,
-        busy_pods: Option<u32>,
+        plan: &Plan,
+        readings: &Readings,
+        sources: &Sources,
         written: bool,
-        kube_error: Option<&TargetError>,
-        cx: &Context<'_>,
+        kube_error: Option<&KubeError>,
     ) -> Self {
-        let (readings, sources) = (cx.readings, cx.sources);
+        let decision = &plan.decision;
         let triggers = spec
             .policy
             .triggers
@@ -179,7 +177,7 @@ impl TargetReport {
                 };
                 TriggerReport {
                     source: trigger.source.clone(),
-                    kind: sources.get(&trigger.source).map_or("unknown", |s| s.kind().as_str()),
+                    kind: kind.map_or("unknown", Kind::as_str),
                     value: reading.and_then(|r| r.as_ref().ok()).map(|r| r.value),
                     error: reading.and_then(|r| r.as_ref().err()).map(ToString::to_string),
                     recommended: *recommended,
@@ -187,16 +185,17 @@ impl TargetReport {
                 }
             })
             .collect();
+        let split = plan.placement.split;
         TargetReport {
             target: spec.name.clone(),
             namespace: spec.namespace.clone(),
             deployment: spec.deployment.clone(),
-            current: current.map(|c| c.total()),
+            current: plan.current.map(|c| c.total()),
             desired: decision.replicas,
             split: SplitReport { on_demand: split.on_demand, spot: split.spot },
-            spot,
-            busy_pods,
-            reason: note.to_owned(),
+            spot: spec.spot.as_ref().map(|_| SpotReport::new(&plan.placement, plan.spot_health)),
+            busy_pods: plan.busy_pods,
+            reason: plan.note.clone(),
             reason_label: decision.reason.label(),
             written,
             kube_error: kube_error.map(ToString::to_string),

@@ -1,64 +1,34 @@
-//! One target's cycle: read its Deployment(s) → decide the total → place it on on-demand and
-//! spot → write what changed → report.
+//! One target between cycles, and its cycle: read → plan (again with the busy pods, before a
+//! scale-down that must check them) → apply → take the plan into memory → report.
 
 use std::time::Duration;
 
-use kube::runtime::events::EventType;
 use tokio::time::Instant;
 
 use super::TargetReport;
-use super::busy::{self, Busy};
-use super::cycle::Context;
-use super::report::SpotReport;
-use super::spot::SpotState;
+use super::apply::Writer;
+use super::cycle::Readings;
+use super::events::{Decided, InternalEvent, Replanned};
+use super::observe::Reader;
+use super::plan::{self, Busy, Cluster, Facts, Memory, Plan};
 use crate::config::Target;
+use crate::k8s::spot::PodWatch;
 use crate::metrics::{Metrics, TargetLabels};
-use crate::policy::spot::{Placement, Split, SpotChange};
-use crate::policy::{self, Decision, History, Inputs, Observation, Reason};
-use crate::target::spot::SpotHealth;
-use crate::target::{Deployments, Observed, TargetError};
+use crate::policy::Observation;
+
+/// Plans per cycle at most: the first, and one again after each of two write conflicts.
+const REPLANS: usize = 3;
 
 /// One target between cycles.
 pub(super) struct TargetState {
     pub(super) spec: Target,
-    labels: TargetLabels,
-    history: History,
+    pub(super) labels: TargetLabels,
+    memory: Memory,
     pub(super) next_due: Instant,
-    /// Without a readable Deployment (dry-run without a cluster), the replicas as if every
-    /// decision had been applied, starting from `min_replicas`.
-    assumed: u32,
     /// The last (replicas, reason label) logged at info level, to log changes only.
     last_logged: Option<(u32, &'static str)>,
-    spot: Option<SpotState>,
-}
-
-/// What this cycle decided for a target, ready to be written.
-struct Plan {
-    /// The total the policy started from (current, without spot stand-ins).
-    base: u32,
-    decision: Decision,
-    placement: Placement,
-    busy: Busy,
-    /// The reason, with where the replicas go.
-    note: String,
-}
-
-/// What a read of the target's Deployments found.
-struct Seen {
-    main: Observed,
-    twin: Option<Observed>,
-}
-
-impl Seen {
-    fn split(&self) -> Split {
-        Split { on_demand: self.main.replicas, spot: self.twin.as_ref().map_or(0, |t| t.replicas) }
-    }
-
-    /// Ready replicas over both Deployments, where the status says.
-    fn ready(&self) -> Option<u32> {
-        let twin = self.twin.as_ref().map_or(Some(0), |t| t.ready);
-        Some(self.main.ready? + twin?)
-    }
+    /// The watch on the spot twin's pods (started at the first read of the twin).
+    pub(super) spot_pods: Option<PodWatch>,
 }
 
 impl TargetState {
@@ -68,22 +38,26 @@ impl TargetState {
         TargetState {
             spec: spec.clone(),
             labels,
-            history: History::new(),
+            memory: Memory::new(spec.policy.min_replicas),
             next_due: started,
-            assumed: spec.policy.min_replicas,
             last_logged: None,
-            spot: spec.spot.clone().map(SpotState::new),
+            spot_pods: None,
         }
     }
 
-    /// Takes a reloaded spec, keeping the history (and the spot state, if its spec is the same).
+    /// Takes a reloaded spec, keeping the history (and the spot placement's, if its spec is the
+    /// same).
     pub(super) fn reconfigure(&mut self, spec: &Target, metrics: &Metrics) {
-        if self.spec.spot != spec.spot {
-            self.spot = spec.spot.clone().map(SpotState::new);
+        if self.spec.spot != spec.spot || self.spec.namespace != spec.namespace {
+            self.memory.spot = Default::default();
+            self.memory.applied_extra = 0;
+            // Dropping the watch stops it (a removed target drops its own with it).
+            self.spot_pods = None;
         }
         if self.spec.namespace != spec.namespace || self.spec.deployment != spec.deployment {
+            metrics.retire_target(&self.labels);
             self.labels = TargetLabels::new(&spec.name, &spec.namespace, &spec.deployment);
-            self.history = History::new();
+            self.memory.history = Default::default();
         }
         metrics.register_target(
             &self.labels,
@@ -94,288 +68,97 @@ impl TargetState {
         self.spec = spec.clone();
     }
 
-    pub(super) async fn run(&mut self, cx: &Context<'_>) -> TargetReport {
-        let read = self.read(cx).await;
-        let kube_error = read.as_ref().and_then(|r| r.as_ref().err()).cloned();
-        let seen = read.and_then(Result::ok);
-        let current = seen.as_ref().map(Seen::split);
-        let applied_extra = self.spot.as_ref().map_or(0, |s| s.applied_extra);
-        // The policy decides totals; stand-ins for failing spot replicas are not part of them.
-        let base = current.map_or(self.assumed, |c| c.total().saturating_sub(applied_extra));
-        let observations = self.observations(cx);
-        let pause = seen.as_ref().map(|s| s.main.pause).unwrap_or_default();
-        let ready = seen.as_ref().and_then(Seen::ready);
-        let inputs = Inputs { current: base, ready, observations: &observations, pause, now: cx.now };
-        let mut decision = policy::decide(&self.spec.policy, &mut self.history, &inputs);
-        let busy = self.busy(cx, seen.as_ref(), base, current.map(|c| c.total()), &mut decision).await;
-        let (placement, health) = self.place(cx, seen.as_ref(), decision.replicas).await;
-        cx.metrics.decided(&self.labels, current.map(|c| c.total()), &decision);
-        cx.metrics.placed(&self.labels, placement.split, current, self.spot.is_some().then_some(placement));
-        let note = self.note(&decision, &placement, health);
-        let plan = Plan { base, decision, placement, busy, note };
-        let written = self.apply(cx, seen.as_ref(), &plan).await;
-        self.log(current.map(|c| c.total()), &plan.decision, &plan.note, written);
-        let spot = self.spot.as_ref().map(|_| SpotReport::new(&plan.placement, health));
-        let busy_pods = match &plan.busy {
-            Busy::Known(pods) => Some(pods.total()),
-            Busy::NotAsked | Busy::Unknown => None,
-        };
-        let Plan { decision, placement, note, .. } = plan;
-        TargetReport::new(
-            &self.spec,
-            current,
-            &decision,
-            &note,
-            placement.split,
-            spot,
-            busy_pods,
-            written,
-            kube_error.as_ref(),
-            cx,
-        )
-    }
-
-    /// With `protect_busy_workers`, before a metric-driven scale-down: learns which pods run
-    /// tasks and keeps the total at or above them (or holds it when that cannot be learned).
-    async fn busy(
-        &self,
-        cx: &Context<'_>,
-        seen: Option<&Seen>,
-        base: u32,
-        total: Option<u32>,
-        decision: &mut Decision,
-    ) -> Busy {
-        let (Some(config), Some(seen), Some(kube), Some(total)) = (&self.spec.busy, seen, cx.kube, total) else {
-            return Busy::NotAsked;
-        };
-        if decision.replicas >= total || !matches!(decision.reason, Reason::Metric { .. }) {
-            return Busy::NotAsked;
-        }
-        let mut deployments = vec![(self.spec.deployment.as_str(), seen.main.selector.as_deref())];
-        if let (Some(spot), Some(twin)) = (&self.spec.spot, &seen.twin) {
-            deployments.push((spot.deployment.as_str(), twin.selector.as_deref()));
-        }
-        match busy::learn(cx, kube, &self.spec.namespace, config, &deployments).await {
-            Ok(pods) => {
-                cx.metrics.busy_pods(&self.labels, pods.total());
-                if config.floor {
-                    decision.protect_busy(base, pods.total());
-                }
-                Busy::Known(pods)
+    /// One cycle of this target, at `now` on the policy's clock. A write that meets a 409 means
+    /// someone else changed the Deployment: read it again and plan again from the memory as it
+    /// was before this cycle (pause annotations, rate limits, the busy floor and leadership all
+    /// apply to what is there now); the number planned from the old read is never written.
+    pub(super) async fn run(
+        &mut self,
+        readings: &Readings,
+        reader: &Reader<'_>,
+        writer: &Writer<'_>,
+        now: Duration,
+    ) -> TargetReport {
+        let observations = observations(&self.spec, readings);
+        let mut written = 0;
+        let mut first_base = None;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let (cluster, kube_error) = reader.cluster(self).await;
+            let spot_health = reader.spot_health(self, &cluster).await;
+            let mut plan = self.plan(&cluster, &observations, spot_health, &Busy::NotAsked, now);
+            if plan.needs_busy {
+                let busy = reader.busy(self, &cluster).await;
+                plan = self.plan(&cluster, &observations, spot_health, &busy, now);
             }
-            Err(error) => {
-                cx.metrics.target_failed(&self.labels, error.label());
-                tracing::warn!(target = %self.spec.name, %error, "cannot learn the busy workers: no scale-down this cycle");
-                decision.hold_busy_unknown(base);
-                Busy::Unknown
-            }
-        }
-    }
-
-    fn observations(&self, cx: &Context<'_>) -> Vec<Observation> {
-        let reading = |source: &str| cx.readings.get(source);
-        self.spec
-            .policy
-            .triggers
-            .iter()
-            .map(|t| match reading(&t.source) {
-                Some(Ok(reading)) => reading.observation(),
-                _ => Observation::Failed,
-            })
-            .collect()
-    }
-
-    /// Reads the Deployment (and its spot twin), if there is a cluster.
-    async fn read(&self, cx: &Context<'_>) -> Option<Result<Seen, TargetError>> {
-        let kube = cx.kube?;
-        let result = self.read_both(kube).await;
-        if let Err(error) = &result {
-            cx.metrics.target_failed(&self.labels, error.label());
-            tracing::warn!(target = %self.spec.name, namespace = %self.spec.namespace, %error, "cannot read the Deployment");
-        }
-        Some(result)
-    }
-
-    async fn read_both(&self, kube: &Deployments) -> Result<Seen, TargetError> {
-        let main = kube.observe(&self.spec.namespace, &self.spec.deployment).await?;
-        let twin = match &self.spec.spot {
-            Some(spot) => Some(kube.observe(&self.spec.namespace, &spot.deployment).await?),
-            None => None,
-        };
-        Ok(Seen { main, twin })
-    }
-
-    /// Splits the decided total over on-demand and spot (all on-demand without a spot twin).
-    async fn place(&mut self, cx: &Context<'_>, seen: Option<&Seen>, total: u32) -> (Placement, Option<SpotHealth>) {
-        let Some(spot) = self.spot.as_mut() else {
-            let split = Split { on_demand: total, spot: 0 };
-            return (Placement { split, extra: 0, shortfall: 0, change: None }, None);
-        };
-        let twin = seen.and_then(|s| s.twin.as_ref());
-        let health = spot.health(cx.spot_watcher, &self.spec.namespace, twin).await;
-        (spot.place(self.spec.policy.max_replicas, total, health, cx.now), health)
-    }
-
-    /// The decision's reason, with where the replicas go when there is a spot twin.
-    fn note(&self, decision: &Decision, placement: &Placement, health: Option<SpotHealth>) -> String {
-        let mut note = decision.reason.to_string();
-        if self.spot.is_none() {
-            return note;
-        }
-        let Split { on_demand, spot } = placement.split;
-        note.push_str(&format!("; split {on_demand} on-demand + {spot} spot"));
-        match (placement.change, health) {
-            (Some(change), _) => note.push_str(&format!("; {change}")),
-            (None, _) if placement.fallback_active() => {
-                note.push_str(&format!("; {} on-demand standing in for spot", placement.extra));
-            }
-            (None, None) => note.push_str("; spot health unknown (no watch yet)"),
-            (None, Some(_)) => {}
-        }
-        note
-    }
-
-    /// Writes what changed. Returns whether any Deployment was written.
-    async fn apply(&mut self, cx: &Context<'_>, seen: Option<&Seen>, plan: &Plan) -> bool {
-        let Plan { base, decision, placement, .. } = plan;
-        if decision.reason == Reason::Paused {
-            return false;
-        }
-        let wrote = match (seen, cx.kube) {
-            (Some(seen), Some(kube)) if !cx.dry_run => self.write(cx, kube, seen, plan).await,
-            (None, _) if cx.dry_run => {
-                // Nothing real to read back: carry on as if the writes had been applied.
-                self.assumed = decision.replicas;
-                true
-            }
-            _ => return false,
-        };
-        if wrote {
-            if decision.replicas != *base {
-                self.history.record_rescale(&self.spec.policy, *base, decision.replicas, cx.now);
-            }
-            if let Some(spot) = self.spot.as_mut() {
-                spot.applied_extra = placement.extra;
-            }
-        }
-        wrote && !cx.dry_run
-    }
-
-    /// Writes each Deployment whose replicas differ from its share, then records Events.
-    async fn write(&mut self, cx: &Context<'_>, kube: &Deployments, seen: &Seen, plan: &Plan) -> bool {
-        let Plan { placement, busy, note, .. } = plan;
-        let twin = self.spec.spot.as_ref().zip(seen.twin.as_ref());
-        let plan = [(self.spec.deployment.as_str(), &seen.main, placement.split.on_demand)]
-            .into_iter()
-            .chain(twin.map(|(spot, observed)| (spot.deployment.as_str(), observed, placement.split.spot)));
-        let mut wrote = false;
-        for (name, observed, to) in plan {
-            let Some(to) = self.guard(name, observed.replicas, to, busy) else { continue };
-            if to == observed.replicas {
+            // Recorded before the writes, so that whoever sees a write also sees its decision's
+            // metrics; a plan made again after a conflict counts as a decision of its own.
+            self.log(&plan, writer.metrics);
+            let applied = writer.apply(self, &plan).await;
+            written += applied.writes;
+            let base = *first_base.get_or_insert(plan.base);
+            if applied.conflict && attempt < REPLANS {
+                Replanned { name: &self.spec.name, attempt }.emit(writer.metrics);
                 continue;
             }
-            if let (true, Busy::Known(pods)) = (to < observed.replicas, busy) {
-                self.mark_costs(cx, kube, &pods.cost_changes(name)).await;
-            }
-            wrote |= self.write_one(cx, kube, name, observed, to, note).await;
-        }
-        if let Some(change) = placement.change.filter(|_| self.may_write(cx)) {
-            let (type_, reason) = match change {
-                SpotChange::Fallback { .. } => (EventType::Warning, "SpotFallback"),
-                SpotChange::ShiftBack { .. } => (EventType::Normal, "SpotRecovered"),
-            };
-            let recorded =
-                kube.record(&self.spec.namespace, &self.spec.deployment, &seen.main, type_, reason, note).await;
-            self.event_failed(cx, recorded);
-        }
-        wrote
-    }
-
-    /// The replicas to write to one Deployment: a scale-down never goes below its busy pods, and
-    /// none happens while they are unknown. `None`: leave it as it is.
-    fn guard(&self, deployment: &str, current: u32, to: u32, busy: &Busy) -> Option<u32> {
-        let floor = self.spec.busy.as_ref().is_some_and(|b| b.floor);
-        match busy {
-            _ if to >= current => Some(to),
-            Busy::NotAsked => Some(to),
-            Busy::Unknown => None,
-            Busy::Known(pods) if floor => Some(to.max(pods.of(deployment).min(current))),
-            Busy::Known(_) => Some(to),
+            let report =
+                TargetReport::new(&self.spec, &plan, readings, reader.sources, written > 0, kube_error.as_ref());
+            self.take(plan, base, written > 0, writer.dry_run && matches!(cluster, Cluster::Absent), now);
+            return report;
         }
     }
 
-    /// Sets the deletion costs that must change, just before a scale-down: best effort, since a
-    /// missing cost only loses the preference, never the floor.
-    async fn mark_costs(&self, cx: &Context<'_>, kube: &Deployments, changes: &[(String, i32)]) {
-        for (pod, cost) in changes {
-            if !self.may_write(cx) {
-                return;
-            }
-            if let Err(error) = kube.set_deletion_cost(&self.spec.namespace, pod, *cost).await {
-                cx.metrics.target_failed(&self.labels, error.label());
-                tracing::warn!(target = %self.spec.name, %pod, %error, "could not set the pod deletion cost");
-            }
-        }
-    }
-
-    async fn write_one(
+    /// Plans from the memory as it was before this cycle, so that planning again is exact.
+    fn plan(
         &self,
-        cx: &Context<'_>,
-        kube: &Deployments,
-        name: &str,
-        seen: &Observed,
-        to: u32,
-        note: &str,
-    ) -> bool {
-        let namespace = &self.spec.namespace;
-        if !self.may_write(cx) {
-            return false;
+        cluster: &Cluster,
+        observations: &[Observation],
+        spot_health: Option<crate::k8s::spot::SpotHealth>,
+        busy: &Busy,
+        now: Duration,
+    ) -> Plan {
+        let facts = Facts { spec: &self.spec, memory: &self.memory, cluster, observations, spot_health, busy, now };
+        plan::plan(&facts)
+    }
+
+    /// Takes the plan into memory: its history, and the rescale from `base` (the total before
+    /// this cycle's first write) if one was applied (or, without a cluster, assumed).
+    fn take(&mut self, plan: Plan, base: u32, written: bool, assumed: bool, now: Duration) {
+        self.memory = plan.memory;
+        if assumed {
+            self.memory.assumed = plan.decision.replicas;
         }
-        match kube.scale(namespace, name, seen, to).await {
-            Ok(Some(from)) => {
-                cx.metrics.rescaled(&self.labels, from, to);
-                tracing::info!(target = %self.spec.name, %namespace, deployment = %name, from, to, reason = %note, "rescaled");
-                let recorded = kube.record_rescale(namespace, name, seen, to, note).await;
-                self.event_failed(cx, recorded);
-                true
+        if written || assumed {
+            if plan.decision.replicas != base {
+                self.memory.history.record_rescale(&self.spec.policy, base, plan.decision.replicas, now);
             }
-            Ok(None) => false,
-            Err(error) => {
-                cx.metrics.target_failed(&self.labels, error.label());
-                tracing::warn!(target = %self.spec.name, %namespace, deployment = %name, to, %error, "scale write failed");
-                false
-            }
+            self.memory.applied_extra = plan.placement.extra;
         }
     }
 
-    /// The leader check, right before a write: a replica that is not (or no longer) the leader
-    /// never writes.
-    fn may_write(&self, cx: &Context<'_>) -> bool {
-        let leader = cx.leader.is_leader();
-        if !leader {
-            tracing::debug!(target = %self.spec.name, holder = ?cx.leader.holder(), "standby: not writing");
-        }
-        leader
+    /// Records the decision; logs it at info level when it writes or its outcome changed, else at
+    /// debug.
+    fn log(&mut self, plan: &Plan, metrics: &Metrics) {
+        let key = (plan.decision.replicas, plan.decision.reason.label());
+        let changed = !plan.writes.is_empty() || self.last_logged != Some(key);
+        self.last_logged = Some(key);
+        Decided { target: &self.labels, name: &self.spec.name, plan, changed, spot: self.spec.spot.is_some() }
+            .emit(metrics);
     }
+}
 
-    fn event_failed(&self, cx: &Context<'_>, recorded: Result<(), TargetError>) {
-        if let Err(error) = recorded {
-            cx.metrics.target_failed(&self.labels, error.label());
-            tracing::warn!(target = %self.spec.name, %error, "could not record the Event");
-        }
-    }
-
-    /// Logs a decision at info level when its outcome changes, else at debug.
-    fn log(&mut self, current: Option<u32>, decision: &Decision, note: &str, written: bool) {
-        let key = (decision.replicas, decision.reason.label());
-        let name = &self.spec.name;
-        if written || self.last_logged != Some(key) {
-            tracing::info!(target = %name, ?current, desired = decision.replicas, reason = %note, "decision");
-            self.last_logged = Some(key);
-        } else {
-            tracing::debug!(target = %name, ?current, desired = decision.replicas, reason = %note, "decision");
-        }
-    }
+/// One observation per trigger: the reading of its source, or a failure.
+fn observations(spec: &Target, readings: &Readings) -> Vec<Observation> {
+    let reading = |source: &str| readings.get(source);
+    spec.policy
+        .triggers
+        .iter()
+        .map(|t| match reading(&t.source) {
+            Some(Ok(reading)) => reading.observation(),
+            _ => Observation::Failed,
+        })
+        .collect()
 }
 
 /// How long a target waits between cycles.

@@ -44,16 +44,16 @@ fn a_namespace_gets_only_what_its_targets_use() {
         [
             rule("", "pods", &[], &["list", "patch", "watch"]),
             rule("apps", "deployments", &["a", "a-spot"], &["get"]),
-            rule("apps", "deployments/scale", &["a", "a-spot"], &["get", "patch"]),
-            rule("events.k8s.io", "events", &[], &["create", "patch"]),
+            rule("apps", "deployments/scale", &["a", "a-spot"], &["patch"]),
+            rule("events.k8s.io", "events", &[], &["create"]),
         ]
     );
     assert_eq!(
         roles[1].rules,
         [
             rule("apps", "deployments", &["b", "b2"], &["get"]),
-            rule("apps", "deployments/scale", &["b", "b2"], &["get", "patch"]),
-            rule("events.k8s.io", "events", &[], &["create", "patch"]),
+            rule("apps", "deployments/scale", &["b", "b2"], &["patch"]),
+            rule("events.k8s.io", "events", &[], &["create"]),
         ]
     );
     assert_eq!(roles[2].rules, [rule("", "nodes", &[], &["list", "watch"])]);

@@ -20,7 +20,6 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use serde::Deserialize;
-use tokio::sync::OnceCell;
 
 use super::{Reading, SourceError};
 use crate::policy::Load;
@@ -97,8 +96,8 @@ impl AirflowSettings {
 pub struct AirflowSource {
     db: Db,
     settings: AirflowSettings,
-    /// Whether `task_instance` has the `executor` column (Airflow 2.10+).
-    executor_column: OnceCell<bool>,
+    /// Whether `task_instance` has the `executor` column (Airflow 2.10+), once asked.
+    executor_column: Mutex<Option<bool>>,
     /// The running task instances at the last poll, and the completions counted so far.
     running: Mutex<Completions>,
 }
@@ -130,7 +129,7 @@ type TaskKey = (String, String, String, i32, Option<i32>);
 
 impl AirflowSource {
     pub fn new(db: Db, settings: AirflowSettings) -> Self {
-        AirflowSource { db, settings, executor_column: OnceCell::new(), running: Mutex::default() }
+        AirflowSource { db, settings, executor_column: Mutex::default(), running: Mutex::default() }
     }
 
     /// Opens (lazily) the pool for `url`: one per URL, whatever the number of sources on it.
@@ -174,8 +173,23 @@ impl AirflowSource {
     }
 
     async fn filter(&self, states: &[String]) -> Result<(String, Vec<String>), SourceError> {
-        let executor_column = *self.executor_column.get_or_try_init(|| self.detect_executor_column()).await?;
+        let executor_column = self.executor_column().await?;
         Ok(filter(&self.settings, states, executor_column, self.db.placeholders()))
+    }
+
+    /// Whether the `executor` column is there. Airflow's 2.10 migration adds it to a database
+    /// in use, so while it is missing and `exclude_executors` needs it, it is asked again at
+    /// each poll (issue #13: detected once, an upgrade went unseen); once found it stays.
+    async fn executor_column(&self) -> Result<bool, SourceError> {
+        let known = *self.executor_column.lock().unwrap_or_else(|p| p.into_inner());
+        match known {
+            Some(true) => return Ok(true),
+            Some(false) if self.settings.exclude_executors.is_empty() => return Ok(false),
+            Some(false) | None => {}
+        }
+        let found = self.detect_executor_column().await?;
+        *self.executor_column.lock().unwrap_or_else(|p| p.into_inner()) = Some(found);
+        Ok(found)
     }
 
     async fn detect_executor_column(&self) -> Result<bool, SourceError> {

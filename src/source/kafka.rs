@@ -294,21 +294,39 @@ fn measure(
     } else {
         BTreeMap::new()
     };
-    let offsets: Vec<Offsets> = partitions
-        .iter()
-        .map(|key| Offsets {
-            topic: key.0.clone(),
-            partition: key.1,
-            committed: committed.get(key).copied(),
-            end: ends.get(key).copied().unwrap_or(0),
-            low: lows.get(key).copied(),
-        })
-        .collect();
+    let offsets = join_offsets(&partitions, &committed, &ends, &lows)?;
     let mut persistence = persistence.lock().unwrap_or_else(|p| p.into_inner());
     let tracking = settings.exclude_persistent_lag.then_some((&mut *persistence, settings.persistent_lag_polls));
     let (lags, total) = lag::summarize(&offsets, rules, tracking);
     let (cap, even) = (cap(settings, &lags), settings.ensure_even_distribution);
     Ok(Reading { value: total as f64, skipped: 0, cap, even, load: load(&lags, total), partitions: lags })
+}
+
+/// Each partition's committed, end and low offsets. A partition missing from the ListOffsets
+/// answer has an unknown lag, not a lag of 0: the poll fails, so that it never scales down
+/// (issue #13).
+fn join_offsets(
+    partitions: &[(String, i32)],
+    committed: &BTreeMap<(String, i32), i64>,
+    ends: &BTreeMap<(String, i32), i64>,
+    lows: &BTreeMap<(String, i32), i64>,
+) -> Result<Vec<Offsets>, SourceError> {
+    let end = |key: &(String, i32)| {
+        let missing = || SourceError::Protocol(format!("no end offset for partition {} of topic {}", key.1, key.0));
+        ends.get(key).copied().ok_or_else(missing)
+    };
+    partitions
+        .iter()
+        .map(|key| {
+            Ok(Offsets {
+                topic: key.0.clone(),
+                partition: key.1,
+                committed: committed.get(key).copied(),
+                end: end(key)?,
+                low: lows.get(key).copied(),
+            })
+        })
+        .collect()
 }
 
 /// The load for the wait objective: the lag waits (messages being processed are not committed,
@@ -333,4 +351,23 @@ fn cap(settings: &KafkaSettings, lags: &[PartitionLag]) -> Option<u32> {
         lags.len()
     };
     Some(u32::try_from(usable).unwrap_or(u32::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_partition_missing_from_the_end_offsets_fails_the_poll() {
+        let key = |p: i32| ("jobs".to_owned(), p);
+        let partitions = [key(0), key(1)];
+        let committed = BTreeMap::from([(key(0), 5), (key(1), 7)]);
+        let lows = BTreeMap::new();
+        let ends = BTreeMap::from([(key(0), 9), (key(1), 10)]);
+        let joined = join_offsets(&partitions, &committed, &ends, &lows).expect("both answered");
+        assert_eq!(joined.iter().map(|o| o.end).collect::<Vec<_>>(), [9, 10]);
+        let ends = BTreeMap::from([(key(0), 9)]);
+        let error = join_offsets(&partitions, &committed, &ends, &lows).expect_err("partition 1 has no end offset");
+        assert!(error.to_string().contains("partition 1 of topic jobs"), "{error}");
+    }
 }

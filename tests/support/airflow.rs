@@ -47,7 +47,7 @@ impl TestDb {
     pub async fn create(backend: Backend, prefix: &str) -> TestDb {
         let name = super::unique(prefix).replace('-', "_");
         let admin = admin_url(backend);
-        execute(backend, &admin, &format!("CREATE DATABASE {name}")).await;
+        execute(backend, &admin, &format!("CREATE DATABASE {name}"), false).await;
         let base = admin.rsplit_once('/').map_or(admin.as_str(), |(base, _)| base);
         TestDb { backend, url: format!("{base}/{name}"), name }
     }
@@ -57,12 +57,17 @@ impl TestDb {
             Backend::Postgres => format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
             Backend::MariaDb => format!("DROP DATABASE IF EXISTS {}", self.name),
         };
-        execute(self.backend, &admin_url(self.backend), &sql).await;
+        execute(self.backend, &admin_url(self.backend), &sql, false).await;
     }
 
     /// Runs statements (separated by `;` at line ends) on this database.
     pub async fn execute(&self, sql: &str) {
-        execute(self.backend, &self.url, sql).await;
+        execute(self.backend, &self.url, sql, false).await;
+    }
+
+    /// Runs statements as one change: a poll in between sees all of it or none.
+    pub async fn execute_atomically(&self, sql: &str) {
+        execute(self.backend, &self.url, sql, true).await;
     }
 
     /// Creates `task_instance` as the Airflow version defines it, with its indexes.
@@ -103,7 +108,7 @@ impl TestDb {
                 values.join(", ")
             ));
         }
-        self.execute(&statements.join(";\n")).await;
+        self.execute_atomically(&statements.join(";\n")).await;
     }
 }
 
@@ -147,8 +152,10 @@ fn uuid_like(i: usize) -> String {
     format!("0192f0c0-0000-7000-8000-{i:012}")
 }
 
-async fn execute(backend: Backend, url: &str, sql: &str) {
-    let statements = sql.split(";\n").map(str::trim).filter(|s| !s.is_empty());
+/// Runs the `;\n`-separated statements of `sql`, in one transaction when `atomic` (not for
+/// `CREATE DATABASE` or `VACUUM`, which PostgreSQL refuses inside one).
+async fn execute(backend: Backend, url: &str, sql: &str, atomic: bool) {
+    let statements: Vec<&str> = sql.split(";\n").map(str::trim).filter(|s| !s.is_empty()).collect();
     match backend {
         Backend::Postgres => {
             let mut connection = sqlx::PgConnection::connect(url).await.unwrap_or_else(|e| {
@@ -157,9 +164,7 @@ async fn execute(backend: Backend, url: &str, sql: &str) {
                      `pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`, or set TEST_POSTGRES_URL."
                 )
             });
-            for statement in statements {
-                connection.execute(AssertSqlSafe(statement)).await.unwrap_or_else(|e| panic!("{statement}: {e}"));
-            }
+            run_all(&mut connection, &statements, atomic).await;
         }
         Backend::MariaDb => {
             let mut connection = sqlx::MySqlConnection::connect(url).await.unwrap_or_else(|e| {
@@ -168,11 +173,28 @@ async fn execute(backend: Backend, url: &str, sql: &str) {
                      `start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd`, or set TEST_MYSQL_URL."
                 )
             });
-            for statement in statements {
-                connection.execute(AssertSqlSafe(statement)).await.unwrap_or_else(|e| panic!("{statement}: {e}"));
-            }
+            run_all(&mut connection, &statements, atomic).await;
         }
     }
+}
+
+async fn run_all<C, DB>(connection: &mut C, statements: &[&str], atomic: bool)
+where
+    C: Connection<Database = DB>,
+    DB: sqlx::Database<Connection = C>,
+    for<'c> &'c mut C: Executor<'c, Database = DB>,
+{
+    if !atomic {
+        for statement in statements {
+            connection.execute(AssertSqlSafe(*statement)).await.unwrap_or_else(|e| panic!("{statement}: {e}"));
+        }
+        return;
+    }
+    let mut transaction = connection.begin().await.expect("begin a transaction");
+    for statement in statements {
+        (&mut *transaction).execute(AssertSqlSafe(*statement)).await.unwrap_or_else(|e| panic!("{statement}: {e}"));
+    }
+    transaction.commit().await.expect("commit");
 }
 
 /// `task_instance` DDL for a backend and version: columns, types, primary key and indexes as the

@@ -6,6 +6,17 @@ use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_queue-autoscaler");
 
+/// Leader election on the Lease `ops/queue-autoscaler`, with timings short enough for tests; the
+/// last section of a `[daemon]` (keys after it belong to it).
+pub const LEADER_ELECTION: &str = r#"
+[daemon.leader_election]
+enabled = true
+namespace = "ops"
+lease_duration = "3s"
+renew_deadline = "2s"
+retry_period = "500ms"
+"#;
+
 /// A free TCP port on 127.0.0.1 (free when asked; the daemon binds it right after).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
@@ -139,4 +150,37 @@ pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
     let status = response.split_whitespace().nth(1)?.parse().ok()?;
     let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
     Some((status, body))
+}
+
+/// Cycles the daemon listening on `port` has finished (`queue_autoscaler_loop_seconds_count`).
+pub fn cycles(port: u16) -> Option<u64> {
+    let (_, page) = http_get(port, "/metrics").filter(|(status, _)| *status == 200)?;
+    page.lines().find_map(|l| l.strip_prefix("queue_autoscaler_loop_seconds_count ")?.trim().parse().ok())
+}
+
+/// Waits until the daemon on `port` has finished `n` more cycles than when called: how a test
+/// checks that something never happens, without guessing a sleep.
+pub async fn cycles_pass(port: u16, n: u64) {
+    let start = cycles(port).unwrap_or(0);
+    let timeout = Duration::from_secs(20 + 5 * n);
+    super::eventually(timeout, &format!("{n} more cycles on :{port}"), || cycles(port).filter(|c| *c >= start + n))
+        .await;
+}
+
+/// The value of the series named exactly `series` (name and labels) in a Prometheus page:
+/// `queue_autoscaler_config_reloads_total 1` does not match a 10 or a 1.5.
+pub fn metric(page: &str, series: &str) -> f64 {
+    page.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{series} not in:\n{page}"))
+}
+
+/// Replaces `dir/config.toml` with `text` the way Kubernetes updates a mounted ConfigMap: a new
+/// file (`name`), and a symlink renamed over the old one.
+pub fn swap_config(dir: &Path, name: &str, text: &str) {
+    std::fs::write(dir.join(name), text).unwrap();
+    let tmp = dir.join("config.toml.tmp");
+    let _ = std::fs::remove_file(&tmp);
+    std::os::unix::fs::symlink(dir.join(name), &tmp).unwrap();
+    std::fs::rename(&tmp, dir.join("config.toml")).unwrap();
 }

@@ -8,6 +8,7 @@ pub mod kafka;
 pub mod manifests;
 pub mod rabbitmq;
 pub mod redis;
+pub mod scenario;
 pub mod tls;
 
 use std::time::Duration;

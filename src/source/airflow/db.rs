@@ -50,6 +50,11 @@ pub enum Placeholders {
 }
 
 impl Db {
+    /// Whether a source holds this pool besides the shared map (every clone shares `mariadb`).
+    pub(crate) fn in_use(&self) -> bool {
+        std::sync::Arc::strong_count(&self.mariadb) > 1
+    }
+
     /// A lazy pool: nothing connects until the first query. Logs what [`Db::warnings`] finds.
     pub fn open(url: &SecretUrl, timeout: Duration) -> Result<Db, SourceError> {
         let parsed = options::parse(url)?;

@@ -130,18 +130,18 @@ the same as deploy/rbac.yaml, which tests/helm.rs compares).
 - apiGroups: ["apps"]
   resources: ["deployments"]
   verbs: ["get"]
-# Write replicas through the scale subresource; re-read it after a 409.
+# Write replicas through the scale subresource (after a 409 the Deployment is read again).
 - apiGroups: ["apps"]
   resources: ["deployments/scale"]
-  verbs: ["get", "patch"]
+  verbs: ["patch"]
 # Spot health (watch the spot twin's pods); busy-aware scale-in (list pods, set deletion cost).
 - apiGroups: [""]
   resources: ["pods"]
   verbs: ["list", "watch", "patch"]
-# An Event on every rescale and spot fallback (kube-runtime folds repeats with a patch).
+# An Event on every rescale and spot fallback, each one new.
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
-  verbs: ["create", "patch"]
+  verbs: ["create"]
 {{- end }}
 
 {{- define "queue-autoscaler.nodeRules" -}}

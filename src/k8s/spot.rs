@@ -2,7 +2,8 @@
 //! never a list per poll.
 //!
 //! A spot replica counts as a shortfall when its pod has been Pending and Unschedulable for longer
-//! than `unschedulable_after`, or runs on a node being reclaimed (../shared/reference/k8s.md §4-5).
+//! than `unschedulable_after` (the scheduler's `PodScheduled=False` condition with reason
+//! `Unschedulable`, k8s.io/api `core/v1/types.go`), or runs on a node being reclaimed.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -44,35 +45,68 @@ impl SpotHealth {
     }
 }
 
-/// Shared watches: one on the Nodes for all targets, one on the pods of each spot twin.
+/// Called with each watch error: which watch ("pods" or "nodes"), its bounded label, the error.
+pub type OnWatchError = Arc<dyn Fn(&'static str, &'static str, &watcher::Error) + Send + Sync>;
+
+/// Shared watches: one on the Nodes for all targets, one on the pods of each spot twin. They use
+/// a client without a read timeout (a quiet watch is not a dead one); kube-runtime's watcher
+/// resumes from the last resourceVersion and lists again after a 410 Gone (kube-runtime
+/// `watcher.rs`, `step_trampolined`), with backoff between failures.
 pub struct SpotWatcher {
     client: Client,
+    on_error: OnWatchError,
     nodes: OnceCell<Store<Node>>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
 
+/// The watch on one spot twin's pods. Dropping it stops the watch, so a target that is removed
+/// or whose twin changes by reload leaves no watch behind.
+pub struct PodWatch {
+    selector: String,
+    store: Store<Pod>,
+    task: JoinHandle<()>,
+}
+
+impl PodWatch {
+    /// The label selector the watch was started with.
+    pub fn selector(&self) -> &str {
+        &self.selector
+    }
+}
+
+impl Drop for PodWatch {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
 impl SpotWatcher {
-    pub fn new(client: Client) -> Self {
-        SpotWatcher { client, nodes: OnceCell::new(), tasks: Mutex::new(Vec::new()) }
+    /// `client`: one without a read timeout ([`crate::k8s::Kube::watch_client`]).
+    pub fn new(client: Client, on_error: OnWatchError) -> Self {
+        SpotWatcher { client, on_error, nodes: OnceCell::new(), tasks: Mutex::new(Vec::new()) }
     }
 
-    /// Starts watching the pods in `namespace` that match `selector`.
-    pub fn watch_pods(&self, namespace: &str, selector: &str) -> Store<Pod> {
+    /// Starts watching the pods in `namespace` that match `selector`, and waits (briefly) for
+    /// its first list.
+    pub async fn watch_pods(&self, namespace: &str, selector: &str) -> PodWatch {
         let api: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
-        self.reflect(api, watcher::Config::default().labels(selector))
+        let (store, task) = self.reflect("pods", api, watcher::Config::default().labels(selector));
+        wait_ready(&store).await;
+        PodWatch { selector: selector.to_owned(), store, task }
     }
 
     async fn nodes(&self) -> &Store<Node> {
         self.nodes
             .get_or_init(|| async {
-                let nodes = self.reflect(Api::all(self.client.clone()), watcher::Config::default());
+                let (nodes, task) = self.reflect("nodes", Api::all(self.client.clone()), watcher::Config::default());
+                self.tasks.lock().unwrap_or_else(|p| p.into_inner()).push(task);
                 wait_ready(&nodes).await;
                 nodes
             })
             .await
     }
 
-    fn reflect<K>(&self, api: Api<K>, config: watcher::Config) -> Store<K>
+    fn reflect<K>(&self, what: &'static str, api: Api<K>, config: watcher::Config) -> (Store<K>, JoinHandle<()>)
     where
         K: kube::Resource<DynamicType = ()>
             + Clone
@@ -84,19 +118,24 @@ impl SpotWatcher {
     {
         let (reader, writer) = reflector::store();
         let stream = reflector::reflector(writer, watcher(api, config)).default_backoff().applied_objects();
-        let task = tokio::spawn(stream.for_each(|_| std::future::ready(())));
-        self.tasks.lock().unwrap_or_else(|p| p.into_inner()).push(task);
-        reader
+        let on_error = self.on_error.clone();
+        let task = tokio::spawn(stream.for_each(move |item| {
+            if let Err(error) = item {
+                on_error(what, error_label(&error), &error);
+            }
+            std::future::ready(())
+        }));
+        (reader, task)
     }
 
     /// The health of the pods in `pods`, or `None` while a watch has not listed yet.
     pub async fn health(
         &self,
-        pods: &Store<Pod>,
+        pods: &PodWatch,
         unschedulable_after: Duration,
         extra_taints: &[String],
     ) -> Option<SpotHealth> {
-        let nodes = self.nodes().await;
+        let (pods, nodes) = (&pods.store, self.nodes().await);
         if !is_ready(pods) || !is_ready(nodes) {
             return None;
         }
@@ -104,7 +143,7 @@ impl SpotWatcher {
         Some(health(&pods.state(), lookup, unschedulable_after, extra_taints, Timestamp::now()))
     }
 
-    /// Stops every watch.
+    /// Stops the Node watch (pod watches stop when their [`PodWatch`] is dropped).
     pub fn stop(&self) {
         for task in self.tasks.lock().unwrap_or_else(|p| p.into_inner()).drain(..) {
             task.abort();
@@ -117,6 +156,23 @@ impl Drop for SpotWatcher {
         self.stop();
     }
 }
+
+/// A bounded label for a watch error: `gone` for a 410 (the watcher lists again), else where it
+/// failed.
+pub fn error_label(error: &watcher::Error) -> &'static str {
+    match error {
+        watcher::Error::WatchError(status) if status.code == 410 => "gone",
+        watcher::Error::WatchError(_) => "watch_error",
+        watcher::Error::InitialListFailed(_) => "list",
+        watcher::Error::WatchStartFailed(_) => "watch_start",
+        watcher::Error::WatchFailed(_) => "watch_failed",
+        watcher::Error::NoResourceVersion => "no_resource_version",
+    }
+}
+
+/// Every [`error_label`], for zero registration.
+pub const WATCH_ERROR_LABELS: [&str; 6] =
+    ["gone", "watch_error", "list", "watch_start", "watch_failed", "no_resource_version"];
 
 /// How long a new watch may take to list before a cycle goes on without it.
 const FIRST_LIST_WAIT: Duration = Duration::from_secs(2);

@@ -6,15 +6,17 @@ pub mod lease;
 pub mod pods;
 pub mod spot;
 
-pub use error::TargetError;
+pub use error::KubeError;
 
+use std::future::Future;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::ObjectReference;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
-use kube::api::{Api, Patch, PatchParams};
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use k8s_openapi::api::events::v1::Event;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, MicroTime, ObjectMeta};
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use serde_json::json;
 
@@ -25,8 +27,9 @@ pub const PAUSED: &str = "queue-autoscaler.io/paused";
 /// Annotation that pins a Deployment to N replicas (within the target's bounds).
 pub const PAUSED_REPLICAS: &str = "queue-autoscaler.io/paused-replicas";
 
-/// Writes after a conflict before giving up until the next cycle.
-const CONFLICT_RETRIES: usize = 3;
+/// The Events API's limit on a note, in bytes (k8s.io/api `events/v1`, `Event.note`: "must be at
+/// most 1kB").
+const NOTE_LIMIT: usize = 1024;
 
 /// What a read of a Deployment tells the decision.
 #[derive(Debug, Clone, PartialEq)]
@@ -43,36 +46,69 @@ pub struct Observed {
     uid: Option<String>,
 }
 
-/// Reads and writes the Deployments of the targets.
-#[derive(Clone)]
-pub struct Deployments {
-    client: Client,
-    field_manager: String,
-    recorder: Recorder,
+impl Observed {
+    /// A Deployment as if read with `replicas` and `pause`, all ready, without a version: for
+    /// tests of what is planned from a read.
+    pub fn with(replicas: u32, pause: Pause) -> Self {
+        Observed { replicas, ready: Some(replicas), pause, resource_version: None, selector: None, uid: None }
+    }
 }
 
-impl Deployments {
+/// An Event's type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventType {
+    Normal,
+    Warning,
+}
+
+/// The Kubernetes API, as the daemon uses it: Deployments, their pods, Events.
+#[derive(Clone)]
+pub struct Kube {
+    client: Client,
+    /// The same cluster without a read timeout: a watch waits for changes for minutes.
+    watch_client: Client,
+    field_manager: String,
+    /// `reportingInstance` on Events: the pod's name.
+    instance: Option<String>,
+    timeout: Duration,
+}
+
+impl Kube {
     /// Connects with the in-cluster config, else KUBECONFIG / ~/.kube/config; every request is
-    /// bounded by `timeout`.
-    pub async fn connect(field_manager: &str, timeout: Duration) -> Result<Self, TargetError> {
-        let mut config = kube::Config::infer().await.map_err(|e| TargetError::NoCluster(e.to_string()))?;
+    /// bounded by `timeout`, retries included.
+    pub async fn connect(field_manager: &str, timeout: Duration) -> Result<Self, KubeError> {
+        let mut config = kube::Config::infer().await.map_err(|e| KubeError::NoCluster(e.to_string()))?;
+        // kube-client's default retry (kube-client `client/retry.rs`, `RetryPolicy::server_retry`)
+        // retries 429/503/504 up to 15 times with backoff up to 1000 s, honouring Retry-After: a
+        // call could outlive its cycle by minutes. A failed call fails this cycle; the next
+        // cycle reads again.
+        config.default_retry = false;
         config.connect_timeout = Some(timeout);
+        let mut watch_config = config.clone();
+        watch_config.read_timeout = None;
         config.read_timeout = Some(timeout);
         config.write_timeout = Some(timeout);
-        let client = Client::try_from(config).map_err(|e| TargetError::NoCluster(e.to_string()))?;
-        let instance = std::env::var("POD_NAME").ok();
-        let reporter = Reporter { controller: field_manager.to_owned(), instance };
-        let recorder = Recorder::new(client.clone(), reporter);
-        Ok(Deployments { client, field_manager: field_manager.to_owned(), recorder })
+        let client = Client::try_from(config).map_err(|e| KubeError::NoCluster(e.to_string()))?;
+        let watch_client = Client::try_from(watch_config).map_err(|e| KubeError::NoCluster(e.to_string()))?;
+        let instance = std::env::var("POD_NAME").ok().filter(|n| !n.is_empty());
+        Ok(Kube { client, watch_client, field_manager: field_manager.to_owned(), instance, timeout })
     }
 
     fn api(&self, namespace: &str) -> Api<Deployment> {
         Api::namespaced(self.client.clone(), namespace)
     }
 
+    /// Runs one API call within the timeout, whatever the transport's own timeouts did.
+    async fn bounded<T>(&self, call: impl Future<Output = Result<T, kube::Error>>) -> Result<T, KubeError> {
+        match tokio::time::timeout(self.timeout, call).await {
+            Ok(result) => result.map_err(KubeError::from_kube),
+            Err(_) => Err(KubeError::Transport(format!("no answer within {:?}", self.timeout))),
+        }
+    }
+
     /// Reads the Deployment: replicas, pause annotations, version.
-    pub async fn observe(&self, namespace: &str, name: &str) -> Result<Observed, TargetError> {
-        let deployment = self.api(namespace).get(name).await.map_err(TargetError::from_kube)?;
+    pub async fn observe(&self, namespace: &str, name: &str) -> Result<Observed, KubeError> {
+        let deployment = self.bounded(self.api(namespace).get(name)).await?;
         let replicas = deployment.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
         let ready = deployment.status.as_ref().map(|s| u32::try_from(s.ready_replicas.unwrap_or(0)).unwrap_or(0));
         Ok(Observed {
@@ -86,55 +122,30 @@ impl Deployments {
     }
 
     /// Sets `spec.replicas` through the scale subresource, with the version read as a
-    /// precondition; on a conflict, reads the scale again and retries. Returns the replicas the
-    /// Deployment had just before the write (`None` if it already had `replicas`).
-    pub async fn scale(
-        &self,
-        namespace: &str,
-        name: &str,
-        seen: &Observed,
-        replicas: u32,
-    ) -> Result<Option<u32>, TargetError> {
+    /// precondition. A 409 is [`KubeError::Conflict`]: someone changed the Deployment since it
+    /// was read, so the caller reads it again and plans again; the old number is never retried.
+    pub async fn scale(&self, namespace: &str, name: &str, seen: &Observed, replicas: u32) -> Result<(), KubeError> {
         let api = self.api(namespace);
         let params = PatchParams { field_manager: Some(self.field_manager.clone()), ..PatchParams::default() };
-        let (mut from, mut version) = (seen.replicas, seen.resource_version.clone());
-        for _ in 0..CONFLICT_RETRIES {
-            let body = json!({ "metadata": { "resourceVersion": version }, "spec": { "replicas": replicas } });
-            match api.patch_scale(name, &params, &Patch::Merge(&body)).await.map_err(TargetError::from_kube) {
-                Ok(_) => return Ok(Some(from)),
-                Err(TargetError::Conflict) => {
-                    let scale = api.get_scale(name).await.map_err(TargetError::from_kube)?;
-                    from = scale.spec.and_then(|s| s.replicas).and_then(|r| u32::try_from(r).ok()).unwrap_or(0);
-                    if from == replicas {
-                        return Ok(None);
-                    }
-                    version = scale.metadata.resource_version;
-                }
-                Err(other) => return Err(other),
-            }
-        }
-        Err(TargetError::Conflict)
+        let body =
+            json!({ "metadata": { "resourceVersion": seen.resource_version }, "spec": { "replicas": replicas } });
+        self.bounded(api.patch_scale(name, &params, &Patch::Merge(&body))).await?;
+        Ok(())
     }
 
-    /// The client, for watches.
+    /// The client, for the lease.
     pub fn client(&self) -> Client {
         self.client.clone()
     }
 
-    /// Records an Event on the Deployment (`SuccessfulRescale`, like the HPA's).
-    pub async fn record_rescale(
-        &self,
-        namespace: &str,
-        name: &str,
-        seen: &Observed,
-        to: u32,
-        note: &str,
-    ) -> Result<(), TargetError> {
-        let note = format!("New size: {to}; reason: {note}");
-        self.record(namespace, name, seen, EventType::Normal, "SuccessfulRescale", &note).await
+    /// The client for watches: no read timeout, since a watch is quiet while nothing changes.
+    pub fn watch_client(&self) -> Client {
+        self.watch_client.clone()
     }
 
-    /// Records an Event with this type, reason and note on the Deployment.
+    /// Records a new Event with this type, reason and note on the Deployment. Each call creates
+    /// its own Event: kube-runtime's `Recorder` merges Events of the same reason into a series
+    /// that keeps the first note, which hid every rescale after the first (issue #13).
     pub async fn record(
         &self,
         namespace: &str,
@@ -143,8 +154,8 @@ impl Deployments {
         type_: EventType,
         reason: &str,
         note: &str,
-    ) -> Result<(), TargetError> {
-        let reference = ObjectReference {
+    ) -> Result<(), KubeError> {
+        let regarding = ObjectReference {
             api_version: Some("apps/v1".to_owned()),
             kind: Some("Deployment".to_owned()),
             name: Some(name.to_owned()),
@@ -152,15 +163,26 @@ impl Deployments {
             uid: seen.uid.clone(),
             ..ObjectReference::default()
         };
+        let now = Timestamp::now();
         let event = Event {
-            type_,
-            reason: reason.to_owned(),
-            // The Events API limits a note to 1 kB.
-            note: Some(truncate(note, 1000)),
-            action: "Scale".to_owned(),
-            secondary: None,
+            metadata: ObjectMeta {
+                name: Some(format!("{name}.{:x}", now.as_nanosecond())),
+                namespace: Some(namespace.to_owned()),
+                ..ObjectMeta::default()
+            },
+            action: Some("Scale".to_owned()),
+            reason: Some(reason.to_owned()),
+            note: Some(truncate(note, NOTE_LIMIT)),
+            event_time: Some(MicroTime(now)),
+            regarding: Some(regarding),
+            reporting_controller: Some(self.field_manager.clone()),
+            reporting_instance: Some(self.instance.clone().unwrap_or_else(|| self.field_manager.clone())),
+            type_: Some(format!("{type_:?}")),
+            ..Event::default()
         };
-        self.recorder.publish(&event, &reference).await.map_err(TargetError::from_kube)
+        let events: Api<Event> = Api::namespaced(self.client.clone(), namespace);
+        self.bounded(events.create(&PostParams::default(), &event)).await?;
+        Ok(())
     }
 }
 
@@ -191,11 +213,10 @@ fn pause(paused: Option<&String>, paused_replicas: Option<&String>) -> Pause {
     }
 }
 
+/// At most `max` bytes of `text`, cut on a character boundary.
 fn truncate(text: &str, max: usize) -> String {
-    match text.char_indices().nth(max) {
-        Some((end, _)) => text[..end].to_owned(),
-        None => text.to_owned(),
-    }
+    let end = (0..=max.min(text.len())).rev().find(|i| text.is_char_boundary(*i)).unwrap_or(0);
+    text[..end].to_owned()
 }
 
 #[cfg(test)]
@@ -242,7 +263,10 @@ mod tests {
 
     #[test]
     fn truncates_on_char_boundaries() {
-        assert_eq!(truncate("ab→cd", 3), "ab→");
+        // "→" is 3 bytes: a 4-byte cut keeps "a" and drops the arrow rather than split it.
+        assert_eq!(truncate("a→cd", 4), "a→");
+        assert_eq!(truncate("a→cd", 3), "a");
         assert_eq!(truncate("abc", 10), "abc");
+        assert!(truncate(&"é".repeat(1000), NOTE_LIMIT).len() <= NOTE_LIMIT);
     }
 }

@@ -1,5 +1,6 @@
 //! Worker pods and `controller.kubernetes.io/pod-deletion-cost`: the ReplicaSet removes the pods
-//! with the lowest cost first (../shared/reference/k8s.md §3), so idle pods get a low cost and busy
+//! with the lowest cost first (kubernetes `pkg/controller/controller_utils.go`,
+//! `ActivePodsWithRanks.Less`), so idle pods get a low cost and busy
 //! pods one that grows with their running tasks, set just before a scale-down.
 
 use std::collections::BTreeMap;
@@ -8,7 +9,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use serde_json::json;
 
-use super::{Deployments, TargetError};
+use super::{Kube, KubeError};
 
 pub const DELETION_COST: &str = "controller.kubernetes.io/pod-deletion-cost";
 
@@ -56,20 +57,20 @@ pub fn busy_pods(pods: &[WorkerPod], busy_hosts: &BTreeMap<String, u32>) -> u32 
     u32::try_from(busy).unwrap_or(u32::MAX)
 }
 
-impl Deployments {
+impl Kube {
     /// The live pods matching `selector` (not already terminating).
-    pub async fn pods(&self, namespace: &str, selector: &str) -> Result<Vec<WorkerPod>, TargetError> {
+    pub async fn pods(&self, namespace: &str, selector: &str) -> Result<Vec<WorkerPod>, KubeError> {
         let api: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
-        let list = api.list(&ListParams::default().labels(selector)).await.map_err(TargetError::from_kube)?;
+        let list = self.bounded(api.list(&ListParams::default().labels(selector))).await?;
         Ok(list.items.iter().filter(|p| p.metadata.deletion_timestamp.is_none()).filter_map(worker_pod).collect())
     }
 
     /// Sets a pod's deletion cost (a merge patch of one annotation, with the field manager).
-    pub async fn set_deletion_cost(&self, namespace: &str, pod: &str, cost: i32) -> Result<(), TargetError> {
+    pub async fn set_deletion_cost(&self, namespace: &str, pod: &str, cost: i32) -> Result<(), KubeError> {
         let api: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
         let params = PatchParams { field_manager: Some(self.field_manager.clone()), ..PatchParams::default() };
         let body = json!({ "metadata": { "annotations": { DELETION_COST: cost.to_string() } } });
-        api.patch(pod, &params, &Patch::Merge(&body)).await.map_err(TargetError::from_kube)?;
+        self.bounded(api.patch(pod, &params, &Patch::Merge(&body))).await?;
         Ok(())
     }
 }

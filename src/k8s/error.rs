@@ -2,12 +2,12 @@
 
 /// Why a read or write of a Deployment failed.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum TargetError {
+pub enum KubeError {
     #[error("no Kubernetes cluster configured (in-cluster or KUBECONFIG): {0}")]
     NoCluster(String),
     #[error("the Deployment does not exist")]
     NotFound,
-    #[error("the Deployment changed while we wrote it (409 conflict), even after re-reading")]
+    #[error("the Deployment changed since it was read (409 conflict); the next cycle reads it again")]
     Conflict,
     #[error("forbidden: check the daemon's RBAC ({0})")]
     Forbidden(String),
@@ -17,15 +17,15 @@ pub enum TargetError {
     Transport(String),
 }
 
-impl TargetError {
+impl KubeError {
     pub fn label(&self) -> &'static str {
         match self {
-            TargetError::NoCluster(_) => "no_cluster",
-            TargetError::NotFound => "not_found",
-            TargetError::Conflict => "conflict",
-            TargetError::Forbidden(_) => "forbidden",
-            TargetError::Api { .. } => "api",
-            TargetError::Transport(_) => "transport",
+            KubeError::NoCluster(_) => "no_cluster",
+            KubeError::NotFound => "not_found",
+            KubeError::Conflict => "conflict",
+            KubeError::Forbidden(_) => "forbidden",
+            KubeError::Api { .. } => "api",
+            KubeError::Transport(_) => "transport",
         }
     }
 
@@ -36,12 +36,12 @@ impl TargetError {
     pub(super) fn from_kube(error: kube::Error) -> Self {
         match error {
             kube::Error::Api(status) => match status.code {
-                404 => TargetError::NotFound,
-                409 => TargetError::Conflict,
-                401 | 403 => TargetError::Forbidden(status.message),
-                code => TargetError::Api { code, message: status.message },
+                404 => KubeError::NotFound,
+                409 => KubeError::Conflict,
+                401 | 403 => KubeError::Forbidden(status.message),
+                code => KubeError::Api { code, message: status.message },
             },
-            other => TargetError::Transport(other.to_string()),
+            other => KubeError::Transport(other.to_string()),
         }
     }
 }

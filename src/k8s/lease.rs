@@ -1,5 +1,5 @@
 //! Leader election on a `coordination.k8s.io/v1` Lease, with client-go's semantics and defaults
-//! (`tools/leaderelection/leaderelection.go`; ../shared/reference/k8s.md §2.3-2.4):
+//! (client-go `tools/leaderelection/leaderelection.go`):
 //!
 //! - expiry is judged by the *local* time the record was last seen to change, not the remote
 //!   `renewTime`, so clock skew between replicas does not matter;
@@ -18,7 +18,7 @@ use kube::api::{Api, PostParams};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::TargetError;
+use super::KubeError;
 
 /// client-go's jitter factor on the retry period.
 const JITTER: f64 = 1.2;
@@ -44,8 +44,11 @@ pub struct Leadership {
 
 #[derive(Default)]
 struct State {
+    /// When the last successful write of the lease by this replica was sent.
     renewed: Option<Instant>,
     holder: Option<String>,
+    /// This replica's identity, once it has held the lease.
+    me: Option<String>,
 }
 
 impl Leadership {
@@ -68,7 +71,14 @@ impl Leadership {
     pub fn is_leader(&self) -> bool {
         match self.renew_deadline {
             None => true,
-            Some(deadline) => self.lock().renewed.is_some_and(|at| at.elapsed() < deadline),
+            Some(deadline) => {
+                // client-go's fencing: the holder seen on the lease must be this replica, and the
+                // last renewal (timed from when it was sent) recent enough.
+                let state = self.lock();
+                state.me.is_some()
+                    && state.holder == state.me
+                    && state.renewed.is_some_and(|at| at.elapsed() < deadline)
+            }
         }
     }
 
@@ -81,10 +91,17 @@ impl Leadership {
         self.renew_deadline.is_some()
     }
 
-    fn renewed(&self, identity: &str) {
+    /// A write of the lease sent at `sent` succeeded.
+    fn renewed(&self, identity: &str, sent: Instant) {
         let mut state = self.lock();
-        state.renewed = Some(Instant::now());
+        state.renewed = Some(sent);
         state.holder = Some(identity.to_owned());
+        state.me = Some(identity.to_owned());
+    }
+
+    /// When the last successful renewal was sent.
+    fn renewed_at(&self) -> Option<Instant> {
+        self.lock().renewed
     }
 
     fn lost(&self) {
@@ -196,7 +213,7 @@ impl Elector {
             }
             let deadline = renewed + self.settings.renew_deadline;
             match tokio::time::timeout_at(deadline, self.try_acquire_or_renew()).await {
-                Ok(Ok(true)) => renewed = Instant::now(),
+                Ok(Ok(true)) => renewed = self.leadership.renewed_at().unwrap_or(renewed),
                 _ if Instant::now() >= deadline => {
                     self.leadership.lost();
                     tracing::warn!(identity = %self.settings.identity, "lost the lease: not renewed within the renew deadline; no more writes");
@@ -211,9 +228,9 @@ impl Elector {
 
     /// One attempt: read the lease (create it if missing), then claim or renew it with a write
     /// that carries the version read.
-    async fn try_acquire_or_renew(&mut self) -> Result<bool, TargetError> {
+    async fn try_acquire_or_renew(&mut self) -> Result<bool, KubeError> {
         let me = self.settings.identity.clone();
-        let lease = match self.api.get_opt(&self.settings.name).await.map_err(TargetError::from_kube)? {
+        let lease = match self.api.get_opt(&self.settings.name).await.map_err(KubeError::from_kube)? {
             Some(lease) => lease,
             None => return self.create().await,
         };
@@ -228,18 +245,20 @@ impl Elector {
             return Ok(false);
         };
         let updated = Lease { metadata: lease.metadata, spec: Some(spec) };
+        // The renewal counts from when it was sent, not from when the answer came back.
+        let sent = Instant::now();
         match self.api.replace(&self.settings.name, &PostParams::default(), &updated).await {
             Ok(written) => {
                 self.observed = Some((written.spec, Instant::now()));
-                self.leadership.renewed(&me);
+                self.leadership.renewed(&me, sent);
                 Ok(true)
             }
             Err(kube::Error::Api(status)) if status.code == 409 => Ok(false),
-            Err(error) => Err(TargetError::from_kube(error)),
+            Err(error) => Err(KubeError::from_kube(error)),
         }
     }
 
-    async fn create(&mut self) -> Result<bool, TargetError> {
+    async fn create(&mut self) -> Result<bool, KubeError> {
         let spec =
             claim(None, Instant::now(), &self.settings.identity, &self.settings, Instant::now(), Timestamp::now());
         let lease = Lease {
@@ -250,14 +269,15 @@ impl Elector {
             },
             spec,
         };
+        let sent = Instant::now();
         match self.api.create(&PostParams::default(), &lease).await {
             Ok(written) => {
                 self.observed = Some((written.spec, Instant::now()));
-                self.leadership.renewed(&self.settings.identity);
+                self.leadership.renewed(&self.settings.identity, sent);
                 Ok(true)
             }
             Err(kube::Error::Api(status)) if status.code == 409 => Ok(false),
-            Err(error) => Err(TargetError::from_kube(error)),
+            Err(error) => Err(KubeError::from_kube(error)),
         }
     }
 
@@ -350,10 +370,30 @@ mod tests {
     fn leadership_lapses_after_the_renew_deadline() {
         let leadership = Leadership::elected(Duration::from_millis(50));
         assert!(!leadership.is_leader());
-        leadership.renewed("a");
+        leadership.renewed("a", Instant::now());
         assert!(leadership.is_leader());
         std::thread::sleep(Duration::from_millis(60));
         assert!(!leadership.is_leader(), "no renewal within the deadline: no more writes");
         assert!(Leadership::always().is_leader());
+    }
+
+    #[test]
+    fn leadership_needs_the_lease_to_name_this_replica() {
+        let leadership = Leadership::elected(Duration::from_secs(60));
+        leadership.renewed("a", Instant::now());
+        assert!(leadership.is_leader());
+        leadership.saw(Some("b".to_owned()));
+        assert!(!leadership.is_leader(), "another holder on the lease: no writes, whatever the local clock says");
+        leadership.saw(Some("a".to_owned()));
+        assert!(leadership.is_leader());
+    }
+
+    #[test]
+    fn a_renewal_counts_from_when_it_was_sent() {
+        let leadership = Leadership::elected(Duration::from_millis(50));
+        let sent = Instant::now();
+        std::thread::sleep(Duration::from_millis(60));
+        leadership.renewed("a", sent);
+        assert!(!leadership.is_leader(), "an answer that came back after the deadline does not lead");
     }
 }
