@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use support::airflow::{Backend, Schema, TestDb};
 use support::apiserver::ApiServer;
-use support::daemon::{Daemon, cycles_pass, free_port, http_get};
+use support::daemon::{Daemon, cycles_pass, free_port, http_get, metric};
 use support::eventually;
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -89,7 +89,9 @@ async fn a_scale_down_keeps_the_busy_workers_and_marks_them_costly() {
     assert_eq!(patched, vec!["worker-1", "worker-3"], "idle pods already cost 0: untouched");
     assert!(daemon.log().contains("held up by 2 worker pod(s) running tasks"), "{}", daemon.log());
     let (_, metrics) = http_get(port, "/metrics").expect("metrics");
-    assert!(metrics.contains("queue_autoscaler_target_busy_pods{target=\"airflow-workers\",namespace=\"airflow\",deployment=\"worker\"} 2"), "{metrics}");
+    let busy =
+        "queue_autoscaler_target_busy_pods{target=\"airflow-workers\",namespace=\"airflow\",deployment=\"worker\"}";
+    assert_eq!(metric(&metrics, busy), 2.0);
 
     // The ReplicaSet removed the three idle pods; worker-1's task ends.
     for idle in ["worker-0", "worker-2", "worker-4"] {

@@ -90,16 +90,18 @@ async fn scales_up_as_the_queue_grows_and_down_as_it_drains() {
     assert!(api.events().iter().all(|e| e["reason"] == "SuccessfulRescale" && e["regarding"]["kind"] == "Deployment"));
 
     let (_, metrics) = http_get(port, "/metrics").expect("metrics endpoint");
-    for name in [
-        "queue_autoscaler_source_value{source=\"jobs\",kind=\"celery\"}",
-        "queue_autoscaler_source_poll_seconds_bucket",
-        "queue_autoscaler_target_desired_replicas{target=\"workers\",namespace=\"data\",deployment=\"worker\"} 1",
-        "queue_autoscaler_scale_events_total{target=\"workers\",namespace=\"data\",deployment=\"worker\",direction=\"up\"} 2",
-        "queue_autoscaler_scale_events_total{target=\"workers\",namespace=\"data\",deployment=\"worker\",direction=\"down\"} 1",
-        "queue_autoscaler_loop_seconds_bucket",
-        "queue_autoscaler_build_info{version=\"",
-    ] {
-        assert!(metrics.contains(name), "{name} missing from /metrics:\n{metrics}");
+    let target = "target=\"workers\",namespace=\"data\",deployment=\"worker\"";
+    assert_eq!(metric(&metrics, &format!("queue_autoscaler_target_desired_replicas{{{target}}}")), 1.0);
+    assert_eq!(metric(&metrics, &format!("queue_autoscaler_scale_events_total{{{target},direction=\"up\"}}")), 2.0);
+    assert_eq!(metric(&metrics, &format!("queue_autoscaler_scale_events_total{{{target},direction=\"down\"}}")), 1.0);
+    let version = format!("queue_autoscaler_build_info{{version=\"{}\"}}", env!("CARGO_PKG_VERSION"));
+    assert_eq!(metric(&metrics, &version), 1.0);
+    metric(&metrics, "queue_autoscaler_source_value{source=\"jobs\",kind=\"celery\"}");
+    for name in ["queue_autoscaler_source_poll_seconds_bucket", "queue_autoscaler_loop_seconds_bucket"] {
+        assert!(
+            metrics.lines().any(|l| l.starts_with(&format!("{name}{{"))),
+            "{name} missing from /metrics:\n{metrics}"
+        );
     }
     assert_eq!(http_get(port, "/healthz").map(|r| r.0), Some(200));
     assert_eq!(http_get(port, "/readyz").map(|r| r.0), Some(200));
@@ -180,10 +182,11 @@ async fn a_missing_deployment_is_reported_and_the_daemon_keeps_running() {
     );
     eventually(WAIT, "the 404 in the log", || daemon.log().contains("the Deployment does not exist").then_some(()))
         .await;
+    let series = "queue_autoscaler_target_errors_total{target=\"workers\",namespace=\"data\",deployment=\"nowhere\",error=\"not_found\"}";
     let metrics = eventually(WAIT, "the error metric", || {
-        http_get(port, "/metrics").map(|(_, m)| m).filter(|m| m.contains("error=\"not_found\""))
+        http_get(port, "/metrics").map(|(_, m)| m).filter(|m| m.lines().any(|l| l.starts_with(series)))
     })
     .await;
-    assert!(metrics.contains("queue_autoscaler_target_errors_total"));
+    assert!(metric(&metrics, series) >= 1.0, "{metrics}");
     assert!(daemon.is_running());
 }

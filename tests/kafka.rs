@@ -301,7 +301,7 @@ async fn read_committed_stops_at_the_last_stable_offset() {
 // ---- end to end -------------------------------------------------------------------------------
 
 use support::apiserver::ApiServer;
-use support::daemon::{Daemon, free_port, http_get};
+use support::daemon::{Daemon, cycles_pass, free_port, http_get, metric};
 use support::eventually;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -351,18 +351,15 @@ policies = [{{ type = "pods", value = 20, period = "500ms" }}]
         (api.replicas("streams", "orders-consumer") == 3).then_some(())
     })
     .await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    cycles_pass(port, 2).await;
     let writes: Vec<i64> = api.scale_writes().iter().map(|w| w.replicas).collect();
     assert_eq!(writes, vec![3], "never past the partitions; log:\n{}", daemon.log());
     assert!(daemon.log().contains("(at most 3: its partitions) → 3 wanted"), "{}", daemon.log());
     let (_, metrics) = http_get(port, "/metrics").unwrap();
-    assert!(metrics.contains("queue_autoscaler_source_value{source=\"orders_lag\",kind=\"kafka\"} 300"), "{metrics}");
-    assert!(
-        metrics.contains(&format!(
-            "queue_autoscaler_kafka_partition_lag{{source=\"orders_lag\",topic=\"{topic}\",partition=\"2\"}} 100"
-        )),
-        "{metrics}"
-    );
+    assert_eq!(metric(&metrics, "queue_autoscaler_source_value{source=\"orders_lag\",kind=\"kafka\"}"), 300.0);
+    let partition =
+        format!("queue_autoscaler_kafka_partition_lag{{source=\"orders_lag\",topic=\"{topic}\",partition=\"2\"}}");
+    assert_eq!(metric(&metrics, &partition), 100.0);
 }
 
 #[test]

@@ -20,7 +20,7 @@ use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Ro
 use serde_json::Value;
 use support::airflow::{Backend, Schema, TestDb};
 use support::apiserver::{ApiServer, Request};
-use support::daemon::{Daemon, free_port, run};
+use support::daemon::{Daemon, cycles_pass, free_port, run};
 use support::eventually;
 use support::manifests::{self, DEPLOY};
 
@@ -234,7 +234,8 @@ async fn rbac_grants_exactly_the_calls_the_daemon_makes_and_only_in_its_namespac
     api.put_pod("team-a", "worker-0", &[("app", "worker")], Some("node-1"), None);
     api.put_pod("elsewhere", "worker-0", &[("app", "worker")], Some("node-1"), None);
     let dir = tempfile::tempdir().unwrap();
-    let config = config(&db.url, free_port());
+    let port = free_port();
+    let config = config(&db.url, port);
     let config_path = dir.path().join("config.toml");
     std::fs::write(&config_path, &config).unwrap();
     let env = [("POD_NAME", "rbac-test"), ("POD_NAMESPACE", OWN_NAMESPACE)];
@@ -262,7 +263,7 @@ async fn rbac_grants_exactly_the_calls_the_daemon_makes_and_only_in_its_namespac
 
     // team-b: the same through a conflict, up and down, once team-a is at rest.
     let writes = api.scale_writes().len();
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    cycles_pass(port, 2).await;
     assert_eq!(api.scale_writes().len(), writes, "team-a is at rest before team-b scales");
     api.inject_conflicts(1);
     db.execute("UPDATE task_instance SET state = 'queued' WHERE queue = 'b'").await;

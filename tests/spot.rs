@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use support::apiserver::ApiServer;
-use support::daemon::{Daemon, cycles_pass, free_port, http_get, run};
+use support::daemon::{Daemon, cycles_pass, free_port, http_get, metric, run};
 use support::redis::{self as test_redis, push};
 use support::{eventually, unique};
 
@@ -82,21 +82,11 @@ async fn unschedulable_spot_moves_to_on_demand_and_comes_back_and_reclaimed_node
     eventually(WAIT, "the fallback to on-demand", || (api.replicas("data", "worker") == 5).then_some(())).await;
     assert_eq!(api.replicas("data", "worker-spot"), 4, "spot keeps its share so capacity can come back");
     let (_, metrics) = http_get(port, "/metrics").expect("metrics");
-    assert!(
-        metrics.contains(
-            "queue_autoscaler_spot_fallback_active{target=\"workers\",namespace=\"data\",deployment=\"worker\"} 1"
-        ),
-        "{metrics}"
-    );
-    assert!(
-        metrics
-            .contains("queue_autoscaler_spot_shortfall{target=\"workers\",namespace=\"data\",deployment=\"worker\"} 4"),
-        "{metrics}"
-    );
-    assert!(
-        metrics.contains("queue_autoscaler_target_replicas{target=\"workers\",namespace=\"data\",deployment=\"worker\",capacity=\"spot\",state=\"desired\"} 4"),
-        "{metrics}"
-    );
+    let target = "target=\"workers\",namespace=\"data\",deployment=\"worker\"";
+    assert_eq!(metric(&metrics, &format!("queue_autoscaler_spot_fallback_active{{{target}}}")), 1.0);
+    assert_eq!(metric(&metrics, &format!("queue_autoscaler_spot_shortfall{{{target}}}")), 4.0);
+    let spot_desired = format!("queue_autoscaler_target_replicas{{{target},capacity=\"spot\",state=\"desired\"}}");
+    assert_eq!(metric(&metrics, &spot_desired), 4.0);
     let warning =
         eventually(WAIT, "a SpotFallback Event", || api.events().into_iter().find(|e| e["reason"] == "SpotFallback"))
             .await;

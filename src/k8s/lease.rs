@@ -69,6 +69,11 @@ impl Leadership {
     /// Whether this replica holds the lease now: renewed within the renew deadline, by the
     /// local clock. Checked right before every write.
     pub fn is_leader(&self) -> bool {
+        self.is_leader_at(Instant::now())
+    }
+
+    /// [`Leadership::is_leader`] at the instant `now`.
+    fn is_leader_at(&self, now: Instant) -> bool {
         match self.renew_deadline {
             None => true,
             Some(deadline) => {
@@ -77,7 +82,7 @@ impl Leadership {
                 let state = self.lock();
                 state.me.is_some()
                     && state.holder == state.me
-                    && state.renewed.is_some_and(|at| at.elapsed() < deadline)
+                    && state.renewed.is_some_and(|at| now.saturating_duration_since(at) < deadline)
             }
         }
     }
@@ -368,12 +373,16 @@ mod tests {
 
     #[test]
     fn leadership_lapses_after_the_renew_deadline() {
+        // At given instants, so a busy machine cannot stretch the 50 ms between two asserts.
         let leadership = Leadership::elected(Duration::from_millis(50));
         assert!(!leadership.is_leader());
-        leadership.renewed("a", Instant::now());
-        assert!(leadership.is_leader());
-        std::thread::sleep(Duration::from_millis(60));
-        assert!(!leadership.is_leader(), "no renewal within the deadline: no more writes");
+        let sent = Instant::now();
+        leadership.renewed("a", sent);
+        assert!(leadership.is_leader_at(sent + Duration::from_millis(49)));
+        assert!(
+            !leadership.is_leader_at(sent + Duration::from_millis(50)),
+            "no renewal within the deadline: no more writes"
+        );
         assert!(Leadership::always().is_leader());
     }
 
@@ -392,8 +401,8 @@ mod tests {
     fn a_renewal_counts_from_when_it_was_sent() {
         let leadership = Leadership::elected(Duration::from_millis(50));
         let sent = Instant::now();
-        std::thread::sleep(Duration::from_millis(60));
         leadership.renewed("a", sent);
-        assert!(!leadership.is_leader(), "an answer that came back after the deadline does not lead");
+        let answered = sent + Duration::from_millis(60);
+        assert!(!leadership.is_leader_at(answered), "an answer that came back after the deadline does not lead");
     }
 }
