@@ -1,9 +1,12 @@
 //! Polling 1,000 Celery queues × 4 priority lists on the local Redis: the source's one
-//! pipelined round trip, beside a naive loop of one LLEN round trip per key.
+//! pipelined round trip, beside a serial loop of one LLEN round trip per key (the baseline),
+//! the same LLENs all in flight at once, and redis-py with a pipeline (benches/peers/celery_llen.py).
 //!
-//! `cargo bench --bench celery` (needs Redis on 127.0.0.1:6379, or TEST_REDIS_URL)
+//! `cargo bench --bench celery` (needs Redis on 127.0.0.1:6379, or TEST_REDIS_URL; the redis-py
+//! peer needs python3, and installs redis-py from PyPI when it is missing)
 
 mod common;
+mod peers;
 
 use std::time::Duration;
 
@@ -12,6 +15,8 @@ use queue_autoscaler::source::celery::CelerySettings;
 use queue_autoscaler::source::{Settings, Source, SourceSpec};
 
 const QUEUES: usize = 1000;
+
+const REDIS_PY: peers::Package = peers::Package { module: "redis", requirement: "redis==8.1.0" };
 
 fn main() {
     let url = std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".to_owned());
@@ -45,7 +50,7 @@ fn main() {
     };
     let source = Source::new(&spec).expect("source");
     let ops = keys.len() as u64;
-    let naive = common::measure("naive: one LLEN round trip per key (baseline)", ops, 2, 15, || {
+    let serial = common::measure("serial loop: one LLEN round trip per key (baseline)", ops, 2, 15, || {
         let total = runtime.block_on(async {
             let mut total = 0u64;
             for key in &keys {
@@ -56,14 +61,25 @@ fn main() {
         });
         assert_eq!(total as usize, expected);
     });
-    let pipelined = common::measure("source poll: one pipelined round trip", ops, 2, 15, || {
+    // One request per key as well, but all in flight together on the multiplexed connection.
+    let concurrent = common::measure("concurrent: one LLEN per key, all in flight at once", ops, 2, 15, || {
+        let lengths = runtime.block_on(futures_util::future::join_all(keys.iter().map(|key| {
+            let mut connection = connection.clone();
+            async move { redis::cmd("LLEN").arg(key).query_async::<u64>(&mut connection).await.expect("LLEN") }
+        })));
+        assert_eq!(lengths.iter().sum::<u64>() as usize, expected);
+    });
+    let mut samples = vec![serial, concurrent];
+    let job = serde_json::json!({ "url": url, "keys": keys, "expected": expected, "warmup": 2, "runs": 15 });
+    match peers::run("redis-py: one pipeline of LLENs", ops, "celery_llen.py", &REDIS_PY, &job, || {}) {
+        Ok(sample) => samples.push(sample),
+        Err(reason) => println!("  skipped the redis-py peer: {reason}"),
+    }
+    samples.push(common::measure("source poll: one pipelined round trip", ops, 2, 15, || {
         let reading = runtime.block_on(source.poll()).expect("poll");
         assert_eq!(reading.value as usize, expected);
-    });
-    common::report(
-        &format!("celery: {QUEUES} queues × 4 priority lists = {} keys, local Redis", keys.len()),
-        &[naive, pipelined],
-    );
+    }));
+    common::report(&format!("celery: {QUEUES} queues × 4 priority lists = {} keys, local Redis", keys.len()), &samples);
 
     runtime.block_on(async {
         for chunk in keys.chunks(500) {

@@ -1,17 +1,26 @@
-//! Poll latency for one group over 1 topic × {10, 1,000, 10,000} partitions on a local tansu,
-//! beside a naive loop of one watermark query per partition; with the requests each poll sends
-//! and the time the broker spent on them, counted by a small proxy in front of the broker.
+//! Poll latency of one consumer group over 1 topic × {10, 1,000, 10,000} partitions on a local
+//! tansu, beside its peers in the same run: KEDA's requests (the baseline, benches/kafka/keda.rs),
+//! a per-partition loop, and kafka-python (benches/peers/kafka_lag.py); read_uncommitted and
+//! read_committed apart. Every client is connected and warmed up before its timed polls. A proxy
+//! in front of the broker (benches/kafka/proxy.rs) counts each poll's requests and the broker's
+//! time answering them.
 //!
-//! `cargo bench --bench kafka` (needs the `tansu` binary: scripts/kafka-broker.sh installs it)
+//! `cargo bench --bench kafka` (needs the `tansu` binary: scripts/kafka-broker.sh installs it;
+//! the kafka-python peer needs python3, and installs kafka-python from PyPI when it is missing)
 
 mod common;
+#[path = "kafka/keda.rs"]
+mod keda;
+mod peers;
+#[path = "kafka/proxy.rs"]
+mod proxy;
 
-use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::sync::{Arc, Mutex};
+use std::net::TcpListener;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use common::Sample;
+use proxy::Traffic;
 use queue_autoscaler::secret::SecretUrl;
 use queue_autoscaler::source::{Settings, Source, SourceSpec};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -21,67 +30,7 @@ use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 
-/// What the proxy saw: requests by API key, and the broker's time answering them.
-#[derive(Default)]
-struct Traffic {
-    requests: BTreeMap<i16, u64>,
-    broker_time: Duration,
-}
-
-fn api_name(key: i16) -> String {
-    match key {
-        2 => "ListOffsets".into(),
-        3 => "Metadata".into(),
-        9 => "OffsetFetch".into(),
-        10 => "FindCoordinator".into(),
-        18 => "ApiVersions".into(),
-        other => format!("api {other}"),
-    }
-}
-
-/// Forwards a port to the broker, counting request frames (4-byte size, then the API key) and
-/// timing each until its response (Kafka answers in order on a connection).
-fn proxy(listen: TcpListener, broker: String, traffic: Arc<Mutex<Traffic>>) {
-    for client in listen.incoming().flatten() {
-        let (broker, traffic) = (broker.clone(), traffic.clone());
-        std::thread::spawn(move || {
-            let Ok(upstream) = TcpStream::connect(&broker) else { return };
-            // The proxy must not add delays of its own.
-            let _ = (upstream.set_nodelay(true), client.set_nodelay(true));
-            let sent: Arc<Mutex<std::collections::VecDeque<Instant>>> = Arc::default();
-            let (mut from_client, mut to_broker) = (client.try_clone().unwrap(), upstream.try_clone().unwrap());
-            let (mut from_broker, mut to_client) = (upstream, client);
-            let (sent2, traffic2) = (sent.clone(), traffic.clone());
-            std::thread::spawn(move || {
-                while let Some(frame) = read_frame(&mut from_broker) {
-                    if let Some(at) = sent2.lock().unwrap().pop_front() {
-                        traffic2.lock().unwrap().broker_time += at.elapsed();
-                    }
-                    if to_client.write_all(&frame).is_err() {
-                        return;
-                    }
-                }
-            });
-            while let Some(frame) = read_frame(&mut from_client) {
-                let key = i16::from_be_bytes([frame[4], frame[5]]);
-                *traffic.lock().unwrap().requests.entry(key).or_default() += 1;
-                sent.lock().unwrap().push_back(Instant::now());
-                if to_broker.write_all(&frame).is_err() {
-                    return;
-                }
-            }
-        });
-    }
-}
-
-fn read_frame(stream: &mut TcpStream) -> Option<Vec<u8>> {
-    let mut size = [0u8; 4];
-    stream.read_exact(&mut size).ok()?;
-    let mut frame = vec![0u8; 4 + u32::from_be_bytes(size) as usize];
-    frame[..4].copy_from_slice(&size);
-    stream.read_exact(&mut frame[4..]).ok()?;
-    Some(frame)
-}
+const KAFKA_PYTHON: peers::Package = peers::Package { module: "kafka", requirement: "kafka-python==3.0.12" };
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
@@ -105,76 +54,115 @@ fn main() {
         .spawn()
         .expect("start tansu");
     std::thread::sleep(Duration::from_millis(500));
-    let traffic = Arc::new(Mutex::new(Traffic::default()));
     let listener = TcpListener::bind(("127.0.0.1", proxy_port)).unwrap();
-    let (upstream, counted) = (format!("127.0.0.1:{broker_port}"), traffic.clone());
-    std::thread::spawn(move || proxy(listener, upstream, counted));
-    let brokers = format!("127.0.0.1:{proxy_port}");
+    let traffic = proxy::start(listener, format!("127.0.0.1:{broker_port}"));
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-
+    let bench = Bench { runtime, brokers: format!("127.0.0.1:{proxy_port}"), traffic };
     for partitions in [10, 1_000, 10_000] {
-        let (topic, group) = (format!("bench-{partitions}"), format!("bench-group-{partitions}"));
-        let setup = Instant::now();
-        prepare(&runtime, &brokers, &topic, &group, partitions);
-        println!("\n1 topic × {partitions} partitions (set up in {:.1} s)", setup.elapsed().as_secs_f64());
-        let text = format!("brokers = \"{brokers}\"\ngroup = \"{group}\"\ntopics = [\"{topic}\"]\n");
-        let settings = kafka_settings(&text);
-        let spec = SourceSpec {
-            url: None::<SecretUrl>,
-            timeout: Duration::from_secs(60),
-            settings: Settings::Kafka(settings),
-        };
-        let source = runtime.block_on(async { Source::new(&spec) }).expect("source");
-        let expected = f64::from(partitions) * 2.0;
-        assert_eq!(runtime.block_on(source.poll()).expect("warm-up poll").value, expected);
-
-        let runs = if partitions >= 10_000 { 5 } else { 15 };
-        *traffic.lock().unwrap() = Traffic::default();
-        let ours =
-            common::measure("our poll: 1 OffsetFetch + ListOffsets per leader", partitions as u64, 0, runs, || {
-                let reading = runtime.block_on(source.poll()).expect("poll");
-                assert_eq!(reading.value, expected);
-            });
-        let ours_traffic = std::mem::take(&mut *traffic.lock().unwrap());
-        // Two round trips per partition: at 10,000 partitions one naive poll would take minutes,
-        // so it runs over the first 1,000 and is scaled up (it is linear by construction).
-        let (naive_runs, naive_partitions) = if partitions >= 10_000 { (1, 1_000) } else { (3, partitions) };
-        let scale = u32::try_from(partitions / naive_partitions).unwrap_or(1);
-        let label = "naive: fetch_watermarks per partition (baseline)";
-        let mut naive =
-            common::measure(label, partitions as u64, 0, naive_runs, || naive_poll(&brokers, &topic, naive_partitions));
-        if scale > 1 {
-            naive.name = format!("{label} ×{scale} from 1,000");
-            naive.times.iter_mut().for_each(|t| *t *= scale);
-        }
-        let naive_traffic = std::mem::take(&mut *traffic.lock().unwrap());
-        let median = ours.median();
-        common::report(&format!("kafka: 1 topic × {partitions} partitions, local tansu (SQLite)"), &[naive, ours]);
-        report_traffic("ours, per poll", &ours_traffic, runs, median);
-        report_traffic(
-            &format!("naive, per poll over {naive_partitions} partitions"),
-            &naive_traffic,
-            naive_runs,
-            Duration::ZERO,
-        );
+        bench.run(partitions);
     }
     let _ = broker.kill();
     let _ = broker.wait();
 }
 
-fn report_traffic(name: &str, traffic: &Traffic, polls: usize, median: Duration) {
-    let per_poll: Vec<String> =
-        traffic.requests.iter().map(|(key, n)| format!("{} {:.1}", api_name(*key), *n as f64 / polls as f64)).collect();
-    let broker = traffic.broker_time / u32::try_from(polls).unwrap_or(1);
-    print!("  requests {name}: {}; broker time {}", per_poll.join(", "), common::fmt(broker));
-    if !median.is_zero() {
-        print!(
-            " of a {} median poll ({:.0}% the broker's)",
-            common::fmt(median),
-            100.0 * broker.as_secs_f64() / median.as_secs_f64()
-        );
+struct Bench {
+    runtime: tokio::runtime::Runtime,
+    /// The proxy's address: the bootstrap address of every client.
+    brokers: String,
+    traffic: std::sync::Arc<Mutex<Traffic>>,
+}
+
+impl Bench {
+    fn run(&self, partitions: i32) {
+        let (topic, group) = (format!("bench-{partitions}"), format!("bench-group-{partitions}"));
+        let setup = Instant::now();
+        prepare(&self.runtime, &self.brokers, &topic, &group, partitions);
+        println!("\n1 topic × {partitions} partitions (set up in {:.1} s)", setup.elapsed().as_secs_f64());
+        let expected = i64::from(partitions) * 2;
+        let (runs, ops) = (if partitions >= 10_000 { 5 } else { 15 }, partitions as u64);
+        let mut rows = Vec::new();
+
+        let mut keda = keda::KedaPoll::connect(&self.brokers, &group, &topic);
+        assert_eq!(keda.poll(), expected, "warm-up");
+        rows.push(self.timed(|| {
+            common::measure("KEDA's requests, read_uncommitted (baseline)", ops, 0, runs, || {
+                assert_eq!(keda.poll(), expected)
+            })
+        }));
+
+        let consumer = per_partition_client(&self.brokers, &group, &topic);
+        // Two round trips per partition: one timed run at 10,000 partitions takes long enough.
+        let loop_runs = match partitions {
+            ..=10 => 15,
+            11..=1_000 => 3,
+            _ => 1,
+        };
+        rows.push(self.timed(|| {
+            common::measure("per-partition loop, read_uncommitted", ops, 0, loop_runs, || {
+                assert_eq!(per_partition_poll(&consumer, &topic, partitions), expected)
+            })
+        }));
+
+        for isolation in ["read_uncommitted", "read_committed"] {
+            let job = serde_json::json!({
+                "brokers": self.brokers, "group": group, "topic": topic, "isolation": isolation,
+                "expected": expected, "warmup": 1, "runs": runs,
+            });
+            let name = format!("kafka-python, {isolation}");
+            // The proxy counts from the peer's `ready` on: its timed polls only.
+            let found = peers::run(&name, ops, "kafka_lag.py", &KAFKA_PYTHON, &job, || {
+                proxy::take(&self.traffic);
+            });
+            let counted = proxy::take(&self.traffic);
+            match found {
+                Ok(sample) => rows.push((sample, counted)),
+                Err(reason) => println!("  skipped the kafka-python peer: {reason}"),
+            }
+
+            let source = self.source(&group, &topic, isolation);
+            assert_eq!(self.poll(&source), expected, "warm-up");
+            rows.push(self.timed(|| {
+                common::measure(&format!("ours, {isolation}"), ops, 0, runs, || {
+                    assert_eq!(self.poll(&source), expected)
+                })
+            }));
+        }
+        report(partitions, rows);
     }
-    println!();
+
+    /// Measures with the proxy counting only the timed polls.
+    fn timed(&self, measure: impl FnOnce() -> Sample) -> (Sample, Traffic) {
+        proxy::take(&self.traffic);
+        let sample = measure();
+        (sample, proxy::take(&self.traffic))
+    }
+
+    fn source(&self, group: &str, topic: &str, isolation: &str) -> Source {
+        let text = format!(
+            "brokers = \"{}\"\ngroup = \"{group}\"\ntopics = [\"{topic}\"]\nisolation = \"{isolation}\"\n",
+            self.brokers
+        );
+        let spec = SourceSpec {
+            url: None::<SecretUrl>,
+            timeout: Duration::from_secs(120),
+            settings: Settings::Kafka(kafka_settings(&text)),
+        };
+        self.runtime.block_on(async { Source::new(&spec) }).expect("source")
+    }
+
+    fn poll(&self, source: &Source) -> i64 {
+        self.runtime.block_on(source.poll()).expect("poll").value as i64
+    }
+}
+
+/// The timings side by side, then each client's requests per poll.
+fn report(partitions: i32, rows: Vec<(Sample, Traffic)>) {
+    let (samples, traffic): (Vec<Sample>, Vec<Traffic>) = rows.into_iter().unzip();
+    common::report(&format!("kafka: 1 topic × {partitions} partitions, local tansu (SQLite)"), &samples);
+    println!("  requests per poll (the broker's time answering them, per poll):");
+    for (sample, traffic) in samples.iter().zip(&traffic) {
+        println!("    {:<46} {}", sample.name, traffic.per_poll(sample.times.len()));
+    }
 }
 
 /// Creates the topic, produces 3 messages to each partition, commits offset 1 everywhere: lag 2
@@ -211,17 +199,40 @@ fn prepare(runtime: &tokio::runtime::Runtime, brokers: &str, topic: &str, group:
     consumer.commit(&list, CommitMode::Sync).unwrap();
 }
 
-/// What a per-partition scaler does: two ListOffsets round trips for every partition.
-fn naive_poll(brokers: &str, topic: &str, partitions: i32) {
-    // Nagle off, as ours (and as Go clients such as KEDA's have it): a fair per-request cost.
-    let consumer: BaseConsumer =
-        ClientConfig::new().set("bootstrap.servers", brokers).set("socket.nagle.disable", "true").create().unwrap();
-    let mut total = 0;
+/// A per-partition loop's client (librdkafka, Nagle off as ours), connected before the timed
+/// polls: its first poll of one partition finds the broker and the group's coordinator.
+fn per_partition_client(brokers: &str, group: &str, topic: &str) -> BaseConsumer {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .set("isolation.level", "read_uncommitted")
+        .set("socket.nagle.disable", "true")
+        .create()
+        .unwrap();
+    let mut one = TopicPartitionList::new();
+    one.add_partition(topic, 0);
+    consumer.committed_offsets(one, Duration::from_secs(30)).unwrap();
+    consumer.fetch_watermarks(topic, 0, Duration::from_secs(30)).unwrap();
+    consumer
+}
+
+/// A lag loop that asks partition by partition: the group's commits in one OffsetFetch, then
+/// `fetch_watermarks` for each partition (two ListOffsets round trips each, low and high).
+fn per_partition_poll(consumer: &BaseConsumer, topic: &str, partitions: i32) -> i64 {
+    let mut list = TopicPartitionList::new();
     for partition in 0..partitions {
-        let (_, high) = consumer.fetch_watermarks(topic, partition, Duration::from_secs(30)).unwrap();
-        total += high;
+        list.add_partition(topic, partition);
     }
-    assert_eq!(total, i64::from(partitions) * 3);
+    let committed = consumer.committed_offsets(list, Duration::from_secs(120)).unwrap();
+    let mut lag = 0;
+    for element in committed.elements() {
+        let (_, high) = consumer.fetch_watermarks(topic, element.partition(), Duration::from_secs(30)).unwrap();
+        if let Offset::Offset(committed) = element.offset() {
+            lag += (high - committed).max(0);
+        }
+    }
+    lag
 }
 
 fn kafka_settings(text: &str) -> queue_autoscaler::source::kafka::KafkaSettings {

@@ -1,4 +1,6 @@
-//! Decisions per second of the pure policy, beside the bare formula it wraps.
+//! Decisions per second of the pure policy, beside the bare formula it wraps; and the
+//! stabilization windows as the first version kept them (a full scan at every decision), beside
+//! the whole `decide()` that now keeps them in monotonic queues.
 //!
 //! `cargo bench --bench policy`
 
@@ -85,6 +87,36 @@ fn run_bare(policy: &TargetPolicy) {
     }
 }
 
+/// The windows' live baseline: the first version of `stabilize` (before commit ace0b99), which
+/// kept every recommendation of the longest window and scanned them all at each decision for
+/// the lowest in the up window and the highest in the down window. The windows alone: no rate
+/// policies, no reasons.
+fn run_scanned_windows(policy: &TargetPolicy, step: Duration) {
+    struct Stamped {
+        value: u32,
+        at: Duration,
+    }
+    let (up_window, down_window) = (policy.scale_up.stabilization, policy.scale_down.stabilization);
+    let keep = up_window.max(down_window);
+    let mut recommendations: Vec<Stamped> = Vec::new();
+    for i in 0..DECISIONS {
+        let now = step * u32::try_from(i).unwrap_or(u32::MAX);
+        let desired = ((value(i) / policy.triggers[0].per_replica).ceil() as u32).min(policy.max_replicas);
+        let (mut up, mut down) = (desired, desired);
+        for r in &recommendations {
+            if r.at + up_window > now {
+                up = up.min(r.value);
+            }
+            if r.at + down_window > now {
+                down = down.max(r.value);
+            }
+        }
+        recommendations.retain(|r| r.at + keep > now);
+        recommendations.push(Stamped { value: desired, at: now });
+        black_box((up, down));
+    }
+}
+
 fn main() {
     let one = policy(1);
     let three = policy(3);
@@ -113,4 +145,17 @@ fn main() {
     for s in &samples[1..] {
         println!("{:<58} {:>12.0} decisions/s", s.name, DECISIONS as f64 / s.median().as_secs_f64());
     }
+
+    let windows = [
+        common::measure("windows by full scan, poll every 1 s (baseline)", DECISIONS, 3, 30, || {
+            run_scanned_windows(&one, Duration::from_secs(1))
+        }),
+        common::measure("windows by full scan, poll every 15 s", DECISIONS, 3, 30, || {
+            run_scanned_windows(&one, Duration::from_secs(15))
+        }),
+        common::measure("whole decide(), monotonic windows, poll every 1 s", DECISIONS, 3, 30, || {
+            run(&one, Duration::from_secs(1))
+        }),
+    ];
+    common::report(&format!("policy: stabilization windows, {DECISIONS} decisions per run"), &windows);
 }

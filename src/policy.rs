@@ -318,28 +318,5 @@ fn hold_on_failure(policy: &TargetPolicy, inputs: &Inputs, failures: u32) -> (u3
     (policy.clamp(inputs.current), Reason::HeldOnFailure { failed: failed_sources, failures })
 }
 
-/// The HPA's behavior normalization alone (stabilization windows, rate policies, bounds), for
-/// models of the plain HPA (the simulator's KEDA baseline): the same code the daemon runs.
-pub fn hpa_normalize(policy: &TargetPolicy, history: &mut History, current: u32, desired: u32, now: Duration) -> u32 {
-    history.seed(current, now);
-    let (replicas, _) = history.normalize(policy, current, desired, now);
-    policy.clamp(replicas)
-}
-
-/// The HPA's replicas for an External metric with an `AverageValue` target
-/// (`GetExternalPerPodMetricReplicas`, k8s.md §1.3): `ceil(value / target)`, unless the usage
-/// ratio `value / (target × current)` is within the tolerance band, where it keeps `current`.
-pub fn hpa_average_value(value: f64, target: f64, current: u32, tolerance: f64) -> u32 {
-    let value = if value.is_nan() { 0.0 } else { value.max(0.0) };
-    if current > 0 {
-        let ratio = value / (target * f64::from(current));
-        if (1.0 - tolerance..=1.0 + tolerance).contains(&ratio) {
-            return current;
-        }
-    }
-    // `as` saturates float → int casts.
-    (value / target).ceil() as u32
-}
-
 #[cfg(test)]
 mod tests;

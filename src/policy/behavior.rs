@@ -1,6 +1,6 @@
 //! HPA scaling behavior: stabilization windows and rate policies, as the upstream controller's
 //! `normalizeDesiredReplicasWithBehaviors` implements them
-//! (kubernetes `pkg/controller/podautoscaler/horizontal.go`; see ../shared/reference/k8s.md §1.6).
+//! (kubernetes `pkg/controller/podautoscaler/horizontal.go`).
 //!
 //! Like the HPA, the history lives in memory and is seeded with the current replicas when a
 //! target is first seen, so a restart forgets it.
@@ -276,5 +276,53 @@ fn pick(
         // No policy in this direction (an objective's default scale-up): no rate limit.
         None if up => (u32::MAX, None),
         None => (0, None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The oracle: the window extremes by scanning every recommendation ever pushed.
+    fn scanned(pushed: &[Stamped], up: Duration, down: Duration, now: Duration) -> (Option<u32>, Option<u32>) {
+        let lowest = pushed.iter().filter(|r| within(r.at, up, now)).map(|r| r.value).min();
+        let highest = pushed.iter().filter(|r| within(r.at, down, now)).map(|r| r.value).max();
+        (lowest, highest)
+    }
+
+    /// splitmix64: a seeded generator, so a failure names the seed that reproduces it.
+    struct Random(u64);
+
+    impl Random {
+        fn below(&mut self, n: u64) -> u64 {
+            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = self.0;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            (z ^ (z >> 31)) % n
+        }
+    }
+
+    #[test]
+    fn monotonic_windows_agree_with_a_full_scan() {
+        for seed in 0..300 {
+            let mut random = Random(seed);
+            // Both windows non-zero and usually different, so a mix-up of the two shows.
+            let up = Duration::from_secs(1 + random.below(90));
+            let down = Duration::from_secs(1 + random.below(400));
+            let (mut extremes, mut pushed, mut now) = (Extremes::default(), Vec::new(), Duration::ZERO);
+            for step in 0..400 {
+                // Polls 0–30 s apart (0: several decisions at one instant); few distinct values, many ties.
+                now += Duration::from_secs(random.below(31));
+                let expected = scanned(&pushed, up, down, now);
+                let found = extremes.extremes(up, down, now);
+                assert_eq!(found, expected, "seed {seed}, step {step}, windows up {up:?} down {down:?}, at {now:?}");
+                if random.below(5) > 0 {
+                    let new = Stamped { value: random.below(12) as u32, at: now };
+                    extremes.push(new);
+                    pushed.push(new);
+                }
+            }
+        }
     }
 }

@@ -2,7 +2,7 @@
 //! twin, and move the spot replicas that cannot run to on-demand until spot recovers.
 //!
 //! The split is AWS Auto Scaling's MixedInstancesPolicy arithmetic (InstancesDistribution,
-//! ../shared/reference/k8s.md §4.1): the first `on_demand_base` replicas are on-demand; of the
+//! awsdocs/amazon-ec2-auto-scaling-user-guide `ec2-auto-scaling-mixed-instances-groups.md`): the first `on_demand_base` replicas are on-demand; of the
 //! replicas above the base, `on_demand_percentage` percent are on-demand, rounded up "in favor of
 //! On-Demand", and the rest spot.
 

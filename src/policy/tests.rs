@@ -364,25 +364,6 @@ fn every_reason_label_is_listed() {
 }
 
 #[test]
-fn hpa_average_value_with_the_tolerance() {
-    // k8s.md §1.3: 95 messages at AverageValue 10 → ceil(9.5) = 10; with 10 replicas the ratio
-    // 0.95 is within the 10% tolerance, so the HPA keeps 10.
-    assert_eq!(hpa_average_value(95.0, 10.0, 3, 0.1), 10);
-    assert_eq!(hpa_average_value(95.0, 10.0, 10, 0.1), 10);
-    assert_eq!(hpa_average_value(105.0, 10.0, 10, 0.1), 10, "ratio 1.05: within");
-    assert_eq!(hpa_average_value(112.0, 10.0, 10, 0.1), 12, "ratio 1.12: outside");
-    assert_eq!(hpa_average_value(85.0, 10.0, 10, 0.1), 9);
-    assert_eq!(hpa_average_value(20.0, 5.0, 0, 0.1), 4, "KEDA docs: queue 20, threshold 5 → 4");
-}
-
-#[test]
-fn hpa_normalize_is_the_behavior_alone() {
-    let policy = target(1, 100);
-    let mut history = History::new();
-    assert_eq!(hpa_normalize(&policy, &mut history, 3, 1000, secs(0)), 7);
-}
-
-#[test]
 fn a_capped_observation_never_recommends_past_its_cap() {
     let mut run = Run::new(target(1, 100), 10);
     let d = run.step(0, &[Observation::capped(1000.0, 12)]);

@@ -1,5 +1,6 @@
 //! Airflow's metadata database: how many task instances need Celery worker slots
-//! (../shared/reference/sources.md §1; what the official Helm chart's KEDA query counts).
+//! (apache/airflow `airflow/models/taskinstance.py`; what the official Helm chart's KEDA query counts,
+//! `chart/templates/workers/worker-kedaautoscaler.yaml`).
 //!
 //! Value = matching task instances in `states` (default queued + running: the states that hold,
 //! or are about to hold, a worker slot; pools need no special case, since tasks over a pool's

@@ -1,6 +1,6 @@
 //! Airflow metadata databases on the machine's real PostgreSQL and MariaDB: a fresh database per
 //! test, with `task_instance` created as each Airflow version defines it
-//! (../shared/reference/sources.md §1.1).
+//! (apache/airflow `airflow/models/taskinstance.py`, class `TaskInstance`).
 
 use sqlx::{AssertSqlSafe, Connection, Executor};
 

@@ -25,7 +25,7 @@ pub async fn connect() -> MultiplexedConnection {
 }
 
 /// A task message as kombu's Redis transport stores it in a queue list
-/// (`virtual.Channel.prepare_message`; ../shared/reference/sources.md §2).
+/// (kombu `kombu/transport/virtual/base.py`, `Channel.prepare_message`).
 pub fn kombu_message(task_id: &str, routing_key: &str, priority: u8, eta: Option<&str>) -> String {
     json!({
         "body": "W1tdLCB7fSwgeyJjYWxsYmFja3MiOiBudWxsLCAiZXJyYmFja3MiOiBudWxsLCAiY2hhaW4iOiBudWxsLCAiY2hvcmQiOiBudWxsfV0=",
