@@ -9,6 +9,7 @@ use crate::config::Target;
 use crate::policy::spot::{Placement, Split};
 use crate::policy::{Decision, Prediction};
 use crate::source::Kind;
+use crate::source::celery::EventsStatus;
 use crate::source::kafka::lag::PartitionLag;
 use crate::target::TargetError;
 use crate::target::spot::SpotHealth;
@@ -110,6 +111,9 @@ pub struct TriggerReport {
     /// Per partition, for a Kafka source.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub partitions: Option<Vec<PartitionLag>>,
+    /// For a Celery source with `events = true`: the subscription and the workers heard.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub events: Option<EventsStatus>,
 }
 
 /// Replicas per capacity type.
@@ -184,6 +188,7 @@ impl TargetReport {
                     error: reading.and_then(|r| r.as_ref().err()).map(ToString::to_string),
                     recommended: *recommended,
                     partitions,
+                    events: reading.and_then(|r| r.as_ref().ok()).and_then(|r| r.events),
                 }
             })
             .collect();
@@ -251,6 +256,9 @@ pub fn render_table(reports: &[TargetReport]) -> String {
             let _ = write!(out, "  {} ({}): value {value}, recommends {recommended}", t.source, t.kind);
             if let Some(error) = &t.error {
                 let _ = write!(out, ", error: {error}");
+            }
+            if let Some(events) = &t.events {
+                let _ = write!(out, "; {events}");
             }
             out.push('\n');
         }

@@ -295,12 +295,15 @@ impl CelerySource {
     }
 
     pub async fn poll(&self) -> Result<Reading, SourceError> {
+        if let Some(events) = &self.events {
+            events.prepare().await;
+        }
         let mut reading = match &self.queues {
             Queues::Redis(queues) => queues.poll().await?,
             Queues::Amqp(queues) => queues.poll().await?,
         };
         if let Some(events) = &self.events {
-            events.overlay(&mut reading).await;
+            events.overlay(&mut reading);
         }
         Ok(reading)
     }

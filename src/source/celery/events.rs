@@ -17,7 +17,10 @@
 //!   `arrived` = tasks that reached the queue: those the workers took (`task-received`) plus the
 //!   change in those still waiting — `task-received` alone would only count what the workers
 //!   could take, which is less than what arrives while a backlog builds. An interval where that
-//!   sum falls (a purge; an event still on its way when the queue was read) counts as none.
+//!   sum falls counts as none, and its deficit is set against the next interval only: an event
+//!   still on its way when the queue was read is counted then, and a purge is soon forgotten.
+//!   The counts cover every task of the workers the pattern matches, whichever queue it came
+//!   from: name a target's workers apart (`hostname_pattern`) when they share a broker.
 //! - **Missed events**: the counters count from the first poll of each subscription. When the
 //!   subscription is lost and comes back, that poll reports them at 0 again: the estimator sees
 //!   its counters go backwards, takes it as a reset and holds scale-downs for its window.
@@ -31,6 +34,7 @@ mod wire;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
@@ -49,8 +53,13 @@ pub struct EventsStatus {
     pub subscription: SubscriptionState,
     /// Live workers the source's `hostname_pattern` matches (heard within 2 heartbeat intervals).
     pub workers: u32,
+    /// Of those, workers that send task events (the gauge's value).
+    pub sending: u32,
     /// Of those, workers seen running tasks without sending task events (`-E` missing).
     pub silent: u32,
+    /// Whether this poll's counters came from the events (`false`: the target falls back to
+    /// what the queue depth tells, as without `events`).
+    pub counted: bool,
 }
 
 /// The subscription to the event stream, as [`EventsStatus`] reports it.
@@ -69,29 +78,33 @@ impl EventsStatus {
     /// Workers whose events the source follows: heard, less those that send no task events
     /// (the value of `queue_autoscaler_celery_event_workers`).
     pub fn sending(&self) -> u32 {
-        self.workers.saturating_sub(self.silent)
+        self.sending
     }
 
-    fn of(snapshot: &Snapshot) -> EventsStatus {
+    fn of(snapshot: &Snapshot, counted: bool) -> EventsStatus {
         let subscription = match snapshot.link {
             Link::Down => SubscriptionState::Down,
             Link::Settling { .. } => SubscriptionState::Settling,
             Link::Settled => SubscriptionState::Settled,
         };
-        EventsStatus { subscription, workers: snapshot.workers, silent: snapshot.silent }
+        let (workers, silent) = (snapshot.workers, snapshot.silent);
+        EventsStatus { subscription, workers, sending: workers.saturating_sub(silent), silent, counted }
     }
 }
 
 impl fmt::Display for EventsStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.subscription {
-            SubscriptionState::Down => return f.write_str("Celery events: not subscribed (see the log)"),
-            SubscriptionState::Settling => f.write_str("Celery events: subscribed, still hearing from the workers")?,
-            SubscriptionState::Settled if self.workers == 0 => {
-                return f.write_str(
-                    "Celery events: no worker heard (heartbeats are on unless --without-heartbeat; check hostname_pattern)",
-                );
+            SubscriptionState::Down => {
+                f.write_str("Celery events: not subscribed (see the log), busy workers unknown")?
             }
+            SubscriptionState::Settling => {
+                write!(f, "Celery events: subscribed, still hearing from the workers ({} so far)", self.workers)?;
+            }
+            SubscriptionState::Settled if self.workers == 0 => f.write_str(
+                "Celery events: no worker heard, busy workers unknown (workers send heartbeats unless \
+                 --without-heartbeat; check hostname_pattern)",
+            )?,
             SubscriptionState::Settled => write!(f, "Celery events: {} worker(s) heard", self.workers)?,
         }
         if self.silent > 0 {
@@ -100,6 +113,9 @@ impl fmt::Display for EventsStatus {
                 "; {} run tasks without sending task events: start them with -E (worker_send_task_events = True)",
                 self.silent
             )?;
+        }
+        if !self.counted {
+            f.write_str("; rates from the queue depth")?;
         }
         Ok(())
     }
@@ -135,6 +151,7 @@ impl Subscriptions {
             view,
             hostnames: settings.hostname_pattern.clone(),
             timeout,
+            polled: AtomicBool::new(false),
             counts: Mutex::default(),
         })
     }
@@ -183,29 +200,51 @@ pub struct Follower {
     view: usize,
     hostnames: HostnamePattern,
     timeout: Duration,
+    /// Whether the source has polled before (its first poll waits for the workers to be heard).
+    polled: AtomicBool,
     counts: Mutex<Counts>,
 }
 
 impl Follower {
-    /// Adds what the event stream says to a reading of the queues (see the module notes).
-    pub async fn overlay(&self, reading: &mut Reading) {
+    /// Before a poll reads the queues: starts the subscription, and on a source's first poll waits,
+    /// at most half its timeout, for every worker to be heard (so that `once` can say which are).
+    pub async fn prepare(&self) {
         self.subscription.start(self.timeout).await;
+        if !self.polled.swap(true, Ordering::Relaxed) {
+            let deadline = Instant::now() + self.timeout / 2;
+            loop {
+                let Link::Settling { remaining } = self.subscription.state().link(Instant::now()) else { break };
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                tokio::time::sleep(remaining.min(left)).await;
+            }
+        }
+    }
+
+    /// Adds what the event stream says to a reading of the queues (see the module notes).
+    pub fn overlay(&self, reading: &mut Reading) {
         let snapshot = self.subscription.state().snapshot(self.view, Instant::now());
         let mut counts = self.counts.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         reading.skipped += snapshot.unreadable.saturating_sub(counts.unreadable);
         counts.unreadable = snapshot.unreadable;
-        if snapshot.link == Link::Settled {
+        let heard = snapshot.workers > 0;
+        if snapshot.link == Link::Settled && heard {
             reading.load.in_flight = Some(f64::from(snapshot.active));
         }
+        // Counted only while every worker heard sends task events: a worker that does not (or one
+        // the pattern misses) would take tasks no `task-received` counts.
+        let counted = snapshot.link != Link::Down && heard && snapshot.silent == 0;
         if snapshot.link != Link::Down {
-            let counted = counts.count(snapshot.epoch, snapshot.totals, reading.load.waiting);
-            if snapshot.silent == 0 {
-                reading.load.arrived = Some(counted.arrived);
-                reading.load.completed = Some(counted.completed);
-                reading.load.runtimes = Some(Runtimes { tasks: counted.succeeded, seconds: counted.runtime_seconds });
+            let totals = counts.count(snapshot.epoch, snapshot.totals, reading.load.waiting);
+            if counted {
+                reading.load.arrived = Some(totals.arrived);
+                reading.load.completed = Some(totals.completed);
+                reading.load.runtimes = Some(Runtimes { tasks: totals.succeeded, seconds: totals.runtime_seconds });
             }
         }
-        reading.events = Some(EventsStatus::of(&snapshot));
+        reading.events = Some(EventsStatus::of(&snapshot, counted));
     }
 
     /// Running tasks per pod; an error while that is unknown (see the module notes). Waits for
@@ -249,6 +288,8 @@ struct Counts {
     arrived: u64,
     /// Tasks received (since `base`) and waiting at the last poll.
     last: (u64, u64),
+    /// What the last interval counted below zero, set against the next one only.
+    debt: u64,
     /// Unreadable messages counted so far (reported as skipped once).
     unreadable: u64,
 }
@@ -266,15 +307,21 @@ impl Counts {
     fn count(&mut self, epoch: u64, totals: Totals, waiting: f64) -> Counted {
         // A queue length is a whole number of messages; `as` saturates anything else into range.
         let waiting = waiting.max(0.0) as u64;
+        let received = totals.received.saturating_sub(self.base.received);
         if self.epoch != Some(epoch) {
             *self = Counts { epoch: Some(epoch), base: totals, unreadable: self.unreadable, ..Counts::default() };
         } else {
-            let received = totals.received.saturating_sub(self.base.received);
+            // Arrived = taken by a worker + the change in those waiting. Below zero when a
+            // `task-received` is still on its way as the queue is read (it comes next interval:
+            // hence the debt, repaid then) or when the queue was purged (forgotten after one
+            // interval, so that a purge cannot hide the arrivals after it).
             let taken = received.saturating_sub(self.last.0);
-            self.arrived += (taken + waiting).saturating_sub(self.last.1);
+            let own = i128::from(taken) + i128::from(waiting) - i128::from(self.last.1);
+            let net = own - i128::from(self.debt);
+            self.arrived = self.arrived.saturating_add(u64::try_from(net).unwrap_or(0));
+            self.debt = if net >= 0 { 0 } else { u64::try_from(-own).unwrap_or(0) };
         }
-        let received = totals.received.saturating_sub(self.base.received);
-        self.last = (received, waiting);
+        self.last = (totals.received.saturating_sub(self.base.received), waiting);
         Counted {
             arrived: self.arrived,
             completed: totals.completed.saturating_sub(self.base.completed),

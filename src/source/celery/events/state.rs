@@ -257,7 +257,8 @@ impl State {
         snapshot
     }
 
-    fn link(&self, now: Instant) -> Link {
+    /// Whether the state can be trusted at `now`.
+    pub fn link(&self, now: Instant) -> Link {
         let Some(since) = self.since else { return Link::Down };
         let settled_at = since + Duration::from_secs_f64(self.longest_freq * EXPIRE_WINDOW);
         match settled_at.checked_duration_since(now) {
