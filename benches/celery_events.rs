@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use serde_json::json;
-use support::daemon::{Daemon, cpu_millis, free_port, http_get, status_field};
+use support::daemon::{Daemon, cpu_millis, free_port, http_get, try_status_field};
 use support::eventually;
 
 const WORKERS: usize = 50;
@@ -114,8 +114,8 @@ async fn follow(name: &'static str, pid: u32, prefix: &str) -> Measured {
     let published = publisher.await.expect("publisher");
     let measured = Measured {
         name,
-        rss_kib: status_field(pid, "VmRSS:"),
-        peak_rss_kib: status_field(pid, "VmHWM:"),
+        rss_kib: try_status_field(pid, "VmRSS:").unwrap_or(0),
+        peak_rss_kib: try_status_field(pid, "VmHWM:").unwrap_or(0),
         millicores,
         published,
         max_backlog_bytes,

@@ -161,11 +161,15 @@ pub fn cpu_millis(pid: u32) -> f64 {
 
 /// A number from /proc/PID/status (`VmRSS:`, `VmHWM:` in KiB; `Threads:`), for the benches.
 pub fn status_field(pid: u32, name: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
+    try_status_field(pid, name).unwrap_or_else(|| panic!("{name} not in /proc/{pid}/status"))
+}
+
+/// The same, `None` once the process has exited (a zombie has no memory figures).
+pub fn try_status_field(pid: u32, name: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status
         .lines()
         .find_map(|l| l.strip_prefix(name))
         .and_then(|v| v.split_whitespace().next())
         .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("{name} not in /proc/{pid}/status"))
 }
