@@ -14,7 +14,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use support::apiserver::ApiServer;
-use support::daemon::{Daemon, free_port, http_get};
+use support::daemon::{Daemon, cpu_millis, free_port, http_get, status_field};
 use support::eventually;
 
 /// CPU is sampled over this many windows of this length, after the warm-up.
@@ -85,15 +85,6 @@ async fn measure(scenario: &Scenario) -> Footprint {
         let cpu_seconds = (cpu_millis(pid) - cpu_before) / 1000.0;
         millicores.push(cpu_seconds / wall_before.elapsed().as_secs_f64() * 1000.0);
     }
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
-    let field = |name: &str| -> u64 {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.split_whitespace().next())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("{name} not in /proc/{pid}/status"))
-    };
     support::redis::clean(&mut support::redis::connect().await, &prefix).await;
     assert!(
         api.scale_writes().iter().any(|w| w.replicas > 1),
@@ -103,9 +94,9 @@ async fn measure(scenario: &Scenario) -> Footprint {
     );
     Footprint {
         name: scenario.name,
-        rss_kib: field("VmRSS:"),
-        peak_rss_kib: field("VmHWM:"),
-        threads: field("Threads:"),
+        rss_kib: status_field(pid, "VmRSS:"),
+        peak_rss_kib: status_field(pid, "VmHWM:"),
+        threads: status_field(pid, "Threads:"),
         millicores,
     }
 }
@@ -141,24 +132,6 @@ async fn fill_queues(prefix: &str, scenario: &Scenario) {
             support::redis::push(&mut redis, &format!("{prefix}q{t}-{q}"), &format!("q{t}-{q}"), 40).await;
         }
     }
-}
-
-/// CPU time of the process in milliseconds: the sum of `se.sum_exec_runtime` over its threads
-/// (/proc/PID/task/*/sched). Nanosecond-precise, where utime + stime in /proc/PID/stat count
-/// 10 ms ticks, too coarse for a daemon that wakes once per 15 s. A thread that exits takes its
-/// time with it; the daemon's threads live as long as it does (the bench prints their count).
-fn cpu_millis(pid: u32) -> f64 {
-    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).expect("/proc task");
-    tasks
-        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("sched")).ok())
-        .map(|sched| {
-            sched
-                .lines()
-                .find_map(|l| l.strip_prefix("se.sum_exec_runtime"))
-                .and_then(|v| v.trim_start_matches([' ', ':']).trim().parse::<f64>().ok())
-                .expect("se.sum_exec_runtime in /proc/PID/task/TID/sched")
-        })
-        .sum()
 }
 
 fn report(results: &[Footprint]) {

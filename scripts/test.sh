@@ -62,11 +62,12 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "installing ${missing[*]}"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
-# Real Celery publishes and consumes in the RabbitMQ tests (tests/support/celery_amqp.py).
-if ! python3 -c 'import celery' 2>/dev/null; then
-  echo "installing celery"
+# Real Celery publishes and consumes in the RabbitMQ tests (tests/support/celery_amqp.py), and
+# runs workers sending task events on Redis (tests/support/celery_redis.py: the redis extra).
+if ! python3 -c 'import celery, redis' 2>/dev/null; then
+  echo "installing celery[redis]"
   PIP_BREAK_SYSTEM_PACKAGES=1 python3 -m pip install --quiet --disable-pip-version-check \
-    --root-user-action=ignore 'celery>=5.3,<6'
+    --root-user-action=ignore 'celery[redis]>=5.3,<6'
 fi
 echo "kubectl: $(kubectl version --client 2>/dev/null | head -1)"
 echo "prometheus: $(prometheus --version 2>&1 | head -1)"

@@ -42,8 +42,10 @@ pub const WATCH_ERRORS: &str = "queue_autoscaler_watch_errors_total";
 
 /// Off by default (one series per partition): `partition_metrics = true` on a Kafka source.
 pub const KAFKA_PARTITION_LAG: &str = "queue_autoscaler_kafka_partition_lag";
+/// Only for Celery sources with `events = true`, from their first poll.
+pub const CELERY_EVENT_WORKERS: &str = "queue_autoscaler_celery_event_workers";
 /// Metrics a source exports only when asked to.
-pub const OPT_IN: [&str; 1] = [KAFKA_PARTITION_LAG];
+pub const OPT_IN: [&str; 2] = [KAFKA_PARTITION_LAG, CELERY_EVENT_WORKERS];
 
 /// Every metric name, for documentation checks and dashboards.
 pub const ALL: [&str; 23] = [
@@ -249,6 +251,9 @@ impl Metrics {
                     ];
                     gauge!(KAFKA_PARTITION_LAG, &labels).set(p.lag as f64);
                 }
+                if let Some(events) = &reading.events {
+                    gauge!(CELERY_EVENT_WORKERS, "source" => source.to_owned()).set(f64::from(events.sending()));
+                }
                 if reading.skipped > 0 {
                     counter!(SOURCE_SKIPPED, labels).increment(reading.skipped);
                 }
@@ -379,6 +384,11 @@ fn describe() {
     describe_gauge!(
         TARGET_BUSY_PODS,
         "Worker pods running tasks, as last learned before a scale-down (busy-aware scale-in)."
+    );
+    describe_gauge!(
+        CELERY_EVENT_WORKERS,
+        "Celery workers heard sending task events (events = true); 0: none does (start them with -E), \
+         or the event subscription is down."
     );
     describe_gauge!(KAFKA_PARTITION_LAG, "Lag of each partition of a Kafka source (with partition_metrics = true).");
     describe_gauge!(LEADER, "1 while this replica holds the lease and may write (always 1 without leader election).");

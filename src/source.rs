@@ -24,6 +24,14 @@ pub struct SourceSpec {
     pub settings: Settings,
 }
 
+impl SourceSpec {
+    /// Whether this source follows a Celery event stream (`events = true`): its readings carry
+    /// an [`celery::EventsStatus`] and it can say which workers are busy.
+    pub fn follows_celery_events(&self) -> bool {
+        matches!(&self.settings, Settings::Celery(settings) if settings.events)
+    }
+}
+
 /// The kind-specific part of a source's settings.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Settings {
@@ -73,6 +81,8 @@ pub struct Shared {
     databases: HashMap<String, airflow::Db>,
     /// One Kafka client per cluster (brokers and client properties).
     clusters: HashMap<BTreeMap<String, String>, Arc<kafka::Cluster>>,
+    /// One Celery event subscription per broker and channel.
+    subscriptions: celery::Subscriptions,
 }
 
 impl Shared {
@@ -100,6 +110,8 @@ pub struct Reading {
     /// The load behind the value, as far as the source can see it (for the wait objective):
     /// what waits, what runs, and cumulative counters of arrived and finished tasks.
     pub load: Load,
+    /// What a Celery source's event stream says about its workers (`events = true`).
+    pub events: Option<celery::EventsStatus>,
 }
 
 impl Reading {
@@ -158,9 +170,12 @@ impl Source {
     pub fn with_shared(spec: &SourceSpec, shared: &mut Shared) -> Result<Source, SourceError> {
         let url = || spec.url.clone().ok_or_else(|| SourceError::Connect("no url configured".into()));
         let backend = match &spec.settings {
-            Settings::Celery(settings) => {
-                Backend::Celery(Box::new(celery::CelerySource::new(url()?, settings.clone(), spec.timeout)?))
-            }
+            Settings::Celery(settings) => Backend::Celery(Box::new(celery::CelerySource::new(
+                url()?,
+                settings.clone(),
+                spec.timeout,
+                &mut shared.subscriptions,
+            )?)),
             Settings::Airflow(settings) => {
                 let url = url()?;
                 let db = match shared.databases.get(url.expose()) {
@@ -202,11 +217,17 @@ impl Source {
         matches!(&self.backend, Backend::Kafka(source) if source.partition_metrics())
     }
 
-    /// Running tasks per worker hostname, for sources that know it (Airflow); `None` otherwise.
+    /// Running tasks per worker hostname (Airflow) or pod name (Celery with `events`), for
+    /// sources that know them; `None` otherwise.
     pub async fn busy_hosts(&self) -> Option<Result<BTreeMap<String, u32>, SourceError>> {
-        let Backend::Airflow(source) = &self.backend else { return None };
-        let busy = tokio::time::timeout(self.timeout, source.busy_hosts()).await;
-        Some(busy.unwrap_or(Err(SourceError::Timeout(self.timeout))))
+        let busy = async {
+            match &self.backend {
+                Backend::Airflow(source) => Some(source.busy_hosts().await),
+                Backend::Celery(source) => source.busy_hosts().await,
+                Backend::Kafka(_) => None,
+            }
+        };
+        tokio::time::timeout(self.timeout, busy).await.unwrap_or(Some(Err(SourceError::Timeout(self.timeout))))
     }
 
     /// Polls once, bounded by the source's timeout.

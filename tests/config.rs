@@ -42,6 +42,7 @@ fn the_example_config_is_valid_and_says_what_it_shows() {
     let Settings::Celery(celery) = &config.sources["celery_default"].settings else { panic!("a celery source") };
     assert_eq!(celery.separator, "\u{6}\u{16}");
     assert_eq!(celery.priority_steps, vec![0, 3, 6, 9]);
+    assert!(!celery.events, "events are opt-in");
 }
 
 #[test]
@@ -307,13 +308,13 @@ fn busy_workers_use_the_targets_airflow_trigger() {
 }
 
 #[test]
-fn busy_workers_need_an_airflow_source() {
+fn busy_workers_need_an_airflow_source_or_celery_events() {
     let text = MINIMAL.replace("max_replicas = 10", "max_replicas = 10\nprotect_busy_workers = true");
     let found = problems(&text);
     assert_eq!(
         found,
         vec![
-            "line 11: targets[0].protect_busy_workers: needs busy_workers_source, or exactly one airflow trigger to ask which workers are busy"
+            "line 11: targets[0].protect_busy_workers: needs busy_workers_source, or exactly one trigger on an airflow source or a celery source with `events = true` to ask which workers are busy"
         ]
     );
     let named = format!(
@@ -323,10 +324,46 @@ fn busy_workers_need_an_airflow_source() {
             "protect_busy_workers = true\nbusy_workers_source = \"q\"\nbusy_workers_floor = false"
         )
     );
-    assert!(problems(&named)[0].contains("targets[0].busy_workers_source: \"q\" is not an airflow source"));
+    assert!(
+        problems(&named)[0]
+            .contains("targets[0].busy_workers_source: \"q\" is a celery source without `events = true`"),
+        "{:?}",
+        problems(&named)
+    );
     let fine = named.replace("busy_workers_source = \"q\"", "busy_workers_source = \"af\"");
     let busy = parse(&fine).unwrap().targets.remove(0).busy.unwrap();
     assert_eq!((busy.source.as_str(), busy.floor), ("af", false));
+}
+
+#[test]
+fn busy_workers_from_a_celery_source_with_events() {
+    let text = MINIMAL
+        .replace("queues = [\"default\"]", "queues = [\"default\"]\nevents = true")
+        .replace("max_replicas = 10", "max_replicas = 10\nprotect_busy_workers = true");
+    let config = parse(&text).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(config.targets[0].busy.as_ref().map(|b| b.source.as_str()), Some("q"), "its only trigger that can");
+    let named = text.replace("protect_busy_workers = true", "protect_busy_workers = true\nbusy_workers_source = \"q\"");
+    assert!(parse(&named).is_ok());
+}
+
+#[test]
+fn celery_events_settings_are_checked() {
+    let with = |lines: &str| MINIMAL.replace("queues = [\"default\"]", &format!("queues = [\"default\"]\n{lines}"));
+    let found = problems(&with("hostname_pattern = \"celery@{pod}\""));
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(found[0].contains("sources.q.hostname_pattern: applies to the event stream only: set `events = true`"));
+    let found = problems(&with("events = true\nhostname_pattern = \"celery@host\""));
+    assert!(found[0].contains("hostname_pattern") && found[0].contains("{pod}"), "{found:?}");
+    let amqp = with("events = true").replace("redis://127.0.0.1:6379/0", "amqp://guest@127.0.0.1:5672/%2f");
+    let found = problems(&amqp);
+    assert!(
+        found.iter().any(|p| p.contains("sources.q.events") && p.contains("over RabbitMQ is not supported")),
+        "{found:?}"
+    );
+    let fine = with(
+        "events = true\nhostname_pattern = \"*@{pod}\"\nfanout_prefix = \"/x{db}.\"\nfanout_patterns = false\nevent_exchange = \"ev\"",
+    );
+    assert!(parse(&fine).is_ok(), "{:?}", problems(&fine));
 }
 
 #[test]

@@ -13,6 +13,7 @@ use crate::k8s::spot::SpotHealth;
 use crate::policy::spot::Placement;
 use crate::policy::{Decision, Prediction};
 use crate::source::Kind;
+use crate::source::celery::EventsStatus;
 use crate::source::kafka::lag::PartitionLag;
 
 /// One target's outcome. Field names are a contract: scripts read `once --output json`.
@@ -112,6 +113,9 @@ pub struct TriggerReport {
     /// Per partition, for a Kafka source.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub partitions: Option<Vec<PartitionLag>>,
+    /// For a Celery source with `events = true`: the subscription and the workers heard.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub events: Option<EventsStatus>,
 }
 
 /// Replicas per capacity type.
@@ -182,6 +186,7 @@ impl TargetReport {
                     error: reading.and_then(|r| r.as_ref().err()).map(ToString::to_string),
                     recommended: *recommended,
                     partitions,
+                    events: reading.and_then(|r| r.as_ref().ok()).and_then(|r| r.events),
                 }
             })
             .collect();
@@ -250,6 +255,9 @@ pub fn render_table(reports: &[TargetReport]) -> String {
             let _ = write!(out, "  {} ({}): value {value}, recommends {recommended}", t.source, t.kind);
             if let Some(error) = &t.error {
                 let _ = write!(out, ", error: {error}");
+            }
+            if let Some(events) = &t.events {
+                let _ = write!(out, "; {events}");
             }
             out.push('\n');
         }

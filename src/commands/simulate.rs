@@ -102,6 +102,7 @@ fn choose<'a>(config: &'a Config, target: Option<&str>, path: &Path) -> Result<(
 /// How each trigger's source kind sees the simulated queue.
 fn views(config: &Config, target: &Target) -> Vec<View> {
     let view = |source: &str| match config.sources.get(source).map(|s| &s.settings) {
+        Some(Settings::Celery(celery)) if celery.events => View::CeleryEvents { unacked: celery.include_unacked },
         Some(Settings::Celery(celery)) => View::Celery { unacked: celery.include_unacked },
         Some(Settings::Airflow(_)) => View::Airflow,
         Some(Settings::Kafka(_)) => View::Kafka,

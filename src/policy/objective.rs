@@ -173,7 +173,8 @@ impl Prediction {
 impl fmt::Display for Prediction {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let e = &self.estimate;
-        let how = if e.method == Method::Counted { "" } else { " (est.)" };
+        // Counted (Kafka's offsets, Celery's task events) or estimated from levels: the reason says which.
+        let how = if e.method == Method::Counted { " (counted)" } else { " (est.)" };
         write!(f, "arrivals {}/s{how}", rate(if e.idle { 0.0 } else { e.arrival_rate }))?;
         if let Some(seconds) = e.task_seconds {
             write!(f, ", {} tasks/s per slot", rate(1.0 / seconds))?;

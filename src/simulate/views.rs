@@ -22,6 +22,9 @@ pub enum View {
     /// Celery on Redis: the waiting messages, plus those reserved or running when
     /// `include_unacked` is set (the `unacked` hash).
     Celery { unacked: bool },
+    /// Celery with `events = true`: the waiting messages, the workers' running tasks (heartbeats
+    /// and task events), and counted arrivals and completions; the value as without events.
+    CeleryEvents { unacked: bool },
     /// Airflow: queued + running task instances, completions counted as they leave `running`.
     Airflow,
     /// Kafka: the lag, which counts messages being processed (not committed yet), with the end
@@ -45,6 +48,13 @@ impl View {
         let load = match self {
             View::Celery { unacked: false } => Load { waiting, ..Load::default() },
             View::Celery { unacked: true } => Load { waiting, in_flight: Some(running), ..Load::default() },
+            View::CeleryEvents { .. } => Load {
+                waiting,
+                in_flight: Some(running),
+                arrived: Some(world.arrived),
+                completed: Some(world.completed),
+                ..Load::default()
+            },
             View::Airflow => {
                 Load { waiting, in_flight: Some(running), completed: Some(world.completed), ..Load::default() }
             }
@@ -55,7 +65,11 @@ impl View {
                 ..Load::default()
             },
         };
-        let value = load.waiting + load.in_flight.unwrap_or(0.0);
+        // The value is what the source's poll reads: the queues (and `unacked`), not the events.
+        let value = match self {
+            View::CeleryEvents { unacked } => waiting + if unacked { running } else { 0.0 },
+            _ => load.waiting + load.in_flight.unwrap_or(0.0),
+        };
         Sample { value, cap: None, even: false, load }
     }
 }
@@ -73,6 +87,8 @@ mod tests {
         assert_eq!((unacked.value, unacked.load.in_flight), (71.0, Some(31.0)));
         let airflow = View::Airflow.sample(&world);
         assert_eq!((airflow.value, airflow.load.waiting, airflow.load.completed), (71.0, 40.0, Some(829)));
+        let events = View::CeleryEvents { unacked: false }.sample(&world);
+        assert_eq!((events.value, events.load.in_flight, events.load.arrived), (40.0, Some(31.0), Some(900)));
         let kafka = View::Kafka.sample(&world);
         assert_eq!((kafka.value, kafka.load.in_flight, kafka.load.arrived), (71.0, None, Some(900)));
     }

@@ -3,16 +3,22 @@
 //! - `redis://`, `rediss://`: kombu's Redis layout, one pipelined round trip (`celery/redis.rs`);
 //! - `amqp://`, `amqps://`: RabbitMQ, a passive `queue.declare` per queue on one connection
 //!   (`celery/amqp.rs`), and unacked messages from the management HTTP API (`celery/management.rs`).
+//!
+//! With `events = true` (Redis only, for now), the workers' event stream adds which workers are
+//! busy and exact task counts (`celery/events.rs`).
 
 mod amqp;
+pub mod events;
 mod management;
 pub mod redis;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
+pub use self::events::{EventsStatus, HostnamePattern, SubscriptionState, Subscriptions};
+use self::events::{FanoutPrefix, Follower};
 pub use self::redis::{Unacked, classify_unacked};
 use super::{Reading, SourceError};
 use crate::secret::SecretUrl;
@@ -44,6 +50,22 @@ pub struct CelerySettings {
     /// The environment variable that holds `management_url`, to keep its password out of the file.
     #[serde(default)]
     pub management_url_env: Option<String>,
+    /// Follow the workers' event stream: busy workers for busy-aware scale-in, exact task counts
+    /// for the wait objective (Redis only).
+    #[serde(default)]
+    pub events: bool,
+    /// How worker names map to pods: one `{pod}`, `*` for any run of characters.
+    #[serde(default, deserialize_with = "hostname_pattern")]
+    pub hostname_pattern: HostnamePattern,
+    /// Celery's `event_exchange` setting.
+    #[serde(default = "default_event_exchange")]
+    pub event_exchange: String,
+    /// kombu's `fanout_prefix` transport option: true, false or a prefix such as "/{db}.".
+    #[serde(default)]
+    pub fanout_prefix: FanoutPrefix,
+    /// kombu's `fanout_patterns` transport option.
+    #[serde(default = "default_true")]
+    pub fanout_patterns: bool,
 }
 
 fn default_priority_steps() -> Vec<u32> {
@@ -58,12 +80,27 @@ fn default_unacked_key() -> String {
     "unacked".to_owned()
 }
 
+fn default_event_exchange() -> String {
+    "celeryev".to_owned()
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn hostname_pattern<'de, D: Deserializer<'de>>(deserializer: D) -> Result<HostnamePattern, D::Error> {
+    HostnamePattern::parse(&String::deserialize(deserializer)?).map_err(serde::de::Error::custom)
+}
+
 fn secret_url<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<SecretUrl>, D::Error> {
     Ok(Option::<String>::deserialize(deserializer)?.map(SecretUrl::new))
 }
 
 /// The keys that shape kombu's Redis layout and mean nothing on RabbitMQ.
 const REDIS_ONLY: [&str; 4] = ["priority_steps", "separator", "global_keyprefix", "unacked_key"];
+
+/// The keys that shape the event subscription: meaningless without `events = true`.
+const EVENTS_ONLY: [&str; 4] = ["hostname_pattern", "event_exchange", "fanout_prefix", "fanout_patterns"];
 
 /// Which broker a Celery URL names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,6 +133,11 @@ impl CelerySettings {
             unacked_key: default_unacked_key(),
             management_url: None,
             management_url_env: None,
+            events: false,
+            hostname_pattern: HostnamePattern::default(),
+            event_exchange: default_event_exchange(),
+            fanout_prefix: FanoutPrefix::default(),
+            fanout_patterns: true,
         }
     }
 
@@ -125,6 +167,30 @@ impl CelerySettings {
             Some(Broker::Redis) => problems.extend(self.redis_problems()),
             Some(Broker::Amqp) => problems.extend(self.amqp_problems(written)),
             None => {}
+        }
+        problems.extend(self.events_problems(broker, written));
+        problems
+    }
+
+    fn events_problems(&self, broker: Option<Broker>, written: &[String]) -> Vec<(&'static str, String)> {
+        if !self.events {
+            return EVENTS_ONLY
+                .into_iter()
+                .filter(|key| written.iter().any(|w| w == key))
+                .map(|key| (key, "applies to the event stream only: set `events = true`".to_owned()))
+                .collect();
+        }
+        let mut problems = Vec::new();
+        if broker == Some(Broker::Amqp) {
+            problems.push((
+                "events",
+                "following Celery events over RabbitMQ is not supported yet: only on a Redis broker \
+                 (remove `events`; busy-aware scale-in then needs an Airflow source)"
+                    .to_owned(),
+            ));
+        }
+        if self.event_exchange.is_empty() {
+            problems.push(("event_exchange", "must not be empty (Celery's default is \"celeryev\")".to_owned()));
         }
         problems
     }
@@ -192,28 +258,59 @@ impl CelerySettings {
     }
 }
 
-/// A Celery source on whichever broker its URL names.
-pub enum CelerySource {
+/// A Celery source on whichever broker its URL names, following its event stream if asked.
+pub struct CelerySource {
+    queues: Queues,
+    events: Option<Follower>,
+}
+
+enum Queues {
     Redis(redis::RedisQueues),
     Amqp(amqp::AmqpQueues),
 }
 
 impl CelerySource {
-    pub fn new(url: SecretUrl, settings: CelerySettings, timeout: Duration) -> Result<Self, SourceError> {
-        match Broker::of(&url) {
-            Some(Broker::Redis) => Ok(CelerySource::Redis(redis::RedisQueues::new(url, settings, timeout)?)),
-            Some(Broker::Amqp) => Ok(CelerySource::Amqp(amqp::AmqpQueues::new(url, settings)?)),
-            None => Err(SourceError::Connect(format!(
-                "{url} is not a Celery broker URL (redis://, rediss://, amqp:// or amqps://)"
-            ))),
-        }
+    /// A source whose event subscription (with `events`) is shared through `subscriptions`.
+    pub fn new(
+        url: SecretUrl,
+        settings: CelerySettings,
+        timeout: Duration,
+        subscriptions: &mut Subscriptions,
+    ) -> Result<Self, SourceError> {
+        let events = match (settings.events, Broker::of(&url)) {
+            (true, Some(Broker::Redis)) => Some(subscriptions.follower(&url, &settings, timeout)?),
+            (true, _) => return Err(SourceError::Connect("Celery events are followed on Redis brokers only".into())),
+            (false, _) => None,
+        };
+        let queues = match Broker::of(&url) {
+            Some(Broker::Redis) => Queues::Redis(redis::RedisQueues::new(url, settings, timeout)?),
+            Some(Broker::Amqp) => Queues::Amqp(amqp::AmqpQueues::new(url, settings)?),
+            None => {
+                return Err(SourceError::Connect(format!(
+                    "{url} is not a Celery broker URL (redis://, rediss://, amqp:// or amqps://)"
+                )));
+            }
+        };
+        Ok(CelerySource { queues, events })
     }
 
     pub async fn poll(&self) -> Result<Reading, SourceError> {
-        match self {
-            CelerySource::Redis(queues) => queues.poll().await,
-            CelerySource::Amqp(queues) => queues.poll().await,
+        if let Some(events) = &self.events {
+            events.prepare().await;
         }
+        let mut reading = match &self.queues {
+            Queues::Redis(queues) => queues.poll().await?,
+            Queues::Amqp(queues) => queues.poll().await?,
+        };
+        if let Some(events) = &self.events {
+            events.overlay(&mut reading);
+        }
+        Ok(reading)
+    }
+
+    /// Running tasks per pod, from the event stream; `None` without `events`.
+    pub async fn busy_hosts(&self) -> Option<Result<BTreeMap<String, u32>, SourceError>> {
+        Some(self.events.as_ref()?.busy_hosts().await)
     }
 }
 

@@ -299,7 +299,7 @@ fn measure(
     let tracking = settings.exclude_persistent_lag.then_some((&mut *persistence, settings.persistent_lag_polls));
     let (lags, total) = lag::summarize(&offsets, rules, tracking);
     let (cap, even) = (cap(settings, &lags), settings.ensure_even_distribution);
-    Ok(Reading { value: total as f64, skipped: 0, cap, even, load: load(&lags, total), partitions: lags })
+    Ok(Reading { value: total as f64, skipped: 0, cap, even, load: load(&lags, total), partitions: lags, events: None })
 }
 
 /// Each partition's committed, end and low offsets. A partition missing from the ListOffsets

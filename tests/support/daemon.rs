@@ -184,3 +184,36 @@ pub fn swap_config(dir: &Path, name: &str, text: &str) {
     std::os::unix::fs::symlink(dir.join(name), &tmp).unwrap();
     std::fs::rename(&tmp, dir.join("config.toml")).unwrap();
 }
+
+/// CPU time of the process in milliseconds: the sum of `se.sum_exec_runtime` over its threads
+/// (/proc/PID/task/*/sched). Nanosecond-precise, where utime + stime in /proc/PID/stat count
+/// 10 ms ticks, too coarse for a daemon that wakes once per 15 s. A thread that exits takes its
+/// time with it; the daemon's threads live as long as it does (the bench prints their count).
+pub fn cpu_millis(pid: u32) -> f64 {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).expect("/proc task");
+    tasks
+        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("sched")).ok())
+        .map(|sched| {
+            sched
+                .lines()
+                .find_map(|l| l.strip_prefix("se.sum_exec_runtime"))
+                .and_then(|v| v.trim_start_matches([' ', ':']).trim().parse::<f64>().ok())
+                .expect("se.sum_exec_runtime in /proc/PID/task/TID/sched")
+        })
+        .sum()
+}
+
+/// A number from /proc/PID/status (`VmRSS:`, `VmHWM:` in KiB; `Threads:`), for the benches.
+pub fn status_field(pid: u32, name: &str) -> u64 {
+    try_status_field(pid, name).unwrap_or_else(|| panic!("{name} not in /proc/{pid}/status"))
+}
+
+/// The same, `None` once the process has exited (a zombie has no memory figures).
+pub fn try_status_field(pid: u32, name: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(name))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+}

@@ -3,6 +3,7 @@
 
 pub mod airflow;
 pub mod apiserver;
+pub mod celery_redis;
 pub mod daemon;
 pub mod kafka;
 pub mod manifests;

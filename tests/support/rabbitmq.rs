@@ -2,7 +2,7 @@
 //! consuming from it (tests/support/celery_amqp.py), and a TCP proxy that can cut connections.
 
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,6 +12,8 @@ use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
+
+use super::celery_redis::{CeleryProcess, assert_installed};
 
 /// `TEST_AMQP_URL`, else the machine's RabbitMQ on the default vhost.
 pub fn url() -> String {
@@ -137,10 +139,6 @@ fn python(args: &[&str]) -> Command {
     command
 }
 
-fn celery_missing(stderr: &str) -> bool {
-    stderr.contains("No module named 'celery'") || stderr.contains("No module named 'kombu'")
-}
-
 /// Publishes one Celery task per priority to `queue` (a priority queue, declared as Celery does).
 pub fn celery_publish(queue: &str, priorities: &[u8]) {
     let priorities: Vec<String> = priorities.iter().map(u8::to_string).collect();
@@ -149,42 +147,23 @@ pub fn celery_publish(queue: &str, priorities: &[u8]) {
     args.extend(priorities.iter().map(String::as_str));
     let output = python(&args).output().expect("python3 must be installed");
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(!celery_missing(&stderr), "Celery is not installed: `pip install celery` (scripts/test.sh does)");
+    assert_installed(&stderr);
     assert!(output.status.success(), "celery publish failed: {stderr}");
 }
 
 /// A real Celery worker consuming `queue` with `acks_late` and a prefetch of `prefetch`, each task
 /// sleeping for minutes: it holds `prefetch` messages unacked until it is killed (on drop).
-pub struct CeleryWorker(Child);
+pub struct CeleryWorker(CeleryProcess);
 
 impl CeleryWorker {
     pub fn start(queue: &str, prefetch: u32) -> CeleryWorker {
         let prefetch = prefetch.to_string();
-        let child = python(&["worker", &url(), queue, &prefetch])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("python3 must be installed");
-        CeleryWorker(child)
+        CeleryWorker(CeleryProcess::spawn(python(&["worker", &url(), queue, &prefetch])))
     }
 
     /// Panics with the worker's own words if it has exited.
     pub fn check(&mut self) {
-        if let Ok(Some(status)) = self.0.try_wait() {
-            let mut stderr = String::new();
-            if let Some(mut pipe) = self.0.stderr.take() {
-                let _ = std::io::Read::read_to_string(&mut pipe, &mut stderr);
-            }
-            assert!(!celery_missing(&stderr), "Celery is not installed: `pip install celery` (scripts/test.sh does)");
-            panic!("the Celery worker exited ({status}): {stderr}");
-        }
-    }
-}
-
-impl Drop for CeleryWorker {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        self.0.check();
     }
 }
 

@@ -312,8 +312,8 @@ fn fallback(target: &RawTarget, path: &str, problems: &mut Vec<Problem>) -> Fall
     raw.replicas.0
 }
 
-/// `protect_busy_workers`: which Airflow source says which workers are busy — the one named, else
-/// the target's only Airflow trigger.
+/// `protect_busy_workers`: which source says which workers are busy — the one named, else the
+/// target's only trigger that can (an Airflow source, or a Celery source with `events = true`).
 fn busy_workers(
     raw: &RawTarget,
     path: &str,
@@ -323,22 +323,31 @@ fn busy_workers(
     if !raw.protect_busy_workers {
         return None;
     }
-    let is_airflow = |name: &str| sources.get(name).is_some_and(|s| s.settings.kind() == Kind::Airflow);
+    let knows_busy =
+        |name: &str| sources.get(name).is_some_and(|s| s.settings.kind() == Kind::Airflow || s.follows_celery_events());
     let source = match &raw.busy_workers_source {
-        Some(name) if is_airflow(name) => name.clone(),
+        Some(name) if knows_busy(name) => name.clone(),
         Some(name) => {
-            let message =
-                format!("{name:?} is not an airflow source (busy workers are read from Airflow's task table)");
+            let message = match sources.get(name).map(|s| s.settings.kind()) {
+                Some(Kind::Celery) => format!(
+                    "{name:?} is a celery source without `events = true`: busy workers are read from the \
+                     workers' event stream (set `events = true` on it, and start the workers with -E)"
+                ),
+                _ => format!(
+                    "{name:?} is neither an airflow source nor a celery source with `events = true` \
+                     (busy workers are read from Airflow's task table or from Celery's events)"
+                ),
+            };
             problems.push(Problem::new(format!("{path}.busy_workers_source"), message));
             return None;
         }
         None => {
-            let mut airflow = raw.triggers.iter().map(|t| t.source.as_str()).filter(|s| is_airflow(s));
-            match (airflow.next(), airflow.next()) {
+            let mut able = raw.triggers.iter().map(|t| t.source.as_str()).filter(|s| knows_busy(s));
+            match (able.next(), able.next()) {
                 (Some(only), None) => only.to_owned(),
                 _ => {
-                    let message =
-                        "needs busy_workers_source, or exactly one airflow trigger to ask which workers are busy";
+                    let message = "needs busy_workers_source, or exactly one trigger on an airflow source or a \
+                                   celery source with `events = true` to ask which workers are busy";
                     problems.push(Problem::new(format!("{path}.protect_busy_workers"), message));
                     return None;
                 }

@@ -360,3 +360,13 @@ fn the_reason_reads_like_the_issue_example() {
     assert!(reason.ends_with("→ 3 replicas keep p95 wait ≤ 60s (predicted 38s)"), "{reason}");
     assert_eq!(decision.reason.label(), "metric");
 }
+
+#[test]
+fn the_reason_says_when_arrivals_are_counted() {
+    let mut world = World::new(View::Kafka, policy(objective(60, 1, 1.0, 30), 1, 50), 2, 0.0);
+    world.waiting = 10.0;
+    let observations = [world.observation()];
+    let inputs = Inputs { current: 2, ready: Some(2), observations: &observations, pause: Pause::None, now: secs(0) };
+    let reason = decide(&world.policy, &mut world.history, &inputs).reason.to_string();
+    assert!(reason.starts_with("q: arrivals 0.0/s (counted), "), "{reason}");
+}
