@@ -16,7 +16,7 @@ use queue_autoscaler::source::{Kind, Reading, Settings, Shared, Source, SourceSp
 use serde_json::Value;
 use support::apiserver::ApiServer;
 use support::celery_redis::{CeleryWorker, WorkerSpec, publish};
-use support::daemon::run;
+use support::daemon::{metric, run};
 use support::redis::{self as test_redis, PrivateRedis};
 use support::unique;
 
@@ -128,7 +128,8 @@ async fn sleeping_tasks_make_the_active_counts_right() {
     assert_eq!((events.workers, events.sending, events.silent, events.counted), (2, 2, 0, true), "{events:?}");
     let metrics = Metrics::install();
     metrics.source_polled("events-busy", Kind::Celery, &Ok(reading), Duration::ZERO, false);
-    assert!(metrics.render().contains("queue_autoscaler_celery_event_workers{source=\"events-busy\"} 2"));
+    let series = "queue_autoscaler_celery_event_workers{source=\"events-busy\"}";
+    assert_eq!(metric(&metrics.render(), series), 2.0);
     scope.clean().await;
 }
 
@@ -225,7 +226,8 @@ async fn workers_without_task_events_are_reported_and_the_rates_fall_back_to_dep
     assert!(events.to_string().contains("start them with -E"), "{events}");
     let metrics = Metrics::install();
     metrics.source_polled("events-silent", Kind::Celery, &Ok(reading), Duration::ZERO, false);
-    assert!(metrics.render().contains("queue_autoscaler_celery_event_workers{source=\"events-silent\"} 0"));
+    let series = "queue_autoscaler_celery_event_workers{source=\"events-silent\"}";
+    assert_eq!(metric(&metrics.render(), series), 0.0);
     scope.clean().await;
 }
 
