@@ -67,12 +67,15 @@ pub struct LeaderElection {
     pub retry_period: Duration,
 }
 
-/// One `[[targets]]` entry: a Deployment and the rules that size it.
+/// One `[[targets]]` entry: a workload (a Deployment or a StatefulSet) and the rules that size it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Target {
     pub name: String,
     pub namespace: String,
-    pub deployment: String,
+    /// What kind of workload `workload` names.
+    pub kind: WorkloadKind,
+    /// The workload's name: `deployment = "…"`, or `statefulset = "…"` with `kind = "StatefulSet"`.
+    pub workload: String,
     pub interval: Duration,
     pub policy: TargetPolicy,
     /// The spot twin, when the target splits its replicas over on-demand and spot capacity.
@@ -81,6 +84,35 @@ pub struct Target {
     pub busy: Option<BusyWorkers>,
     /// How the workload behaves, for `simulate`.
     pub simulation: Option<Simulation>,
+}
+
+/// The kinds of workload a target scales, both through their `scale` subresource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Deserialize)]
+pub enum WorkloadKind {
+    #[default]
+    #[serde(alias = "deployment")]
+    Deployment,
+    /// The official Airflow chart runs its Celery workers as one (`workers.persistence.enabled`).
+    #[serde(alias = "statefulset")]
+    StatefulSet,
+}
+
+impl WorkloadKind {
+    /// The kind as the API spells it (`kind:` in a manifest, `regarding.kind` of an Event).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WorkloadKind::Deployment => "Deployment",
+            WorkloadKind::StatefulSet => "StatefulSet",
+        }
+    }
+
+    /// The API resource (group `apps`): `deployments`, `statefulsets`.
+    pub fn resource(self) -> &'static str {
+        match self {
+            WorkloadKind::Deployment => "deployments",
+            WorkloadKind::StatefulSet => "statefulsets",
+        }
+    }
 }
 
 /// `[targets.simulation]`: the workload model `simulate` replays a trace through.

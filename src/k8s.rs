@@ -1,5 +1,5 @@
-//! The Kubernetes edge: read a Deployment, write its `scale` subresource, record Events.
-//! Knows nothing of queues.
+//! The Kubernetes edge: read a workload (a Deployment or a StatefulSet), write its `scale`
+//! subresource, record Events. Knows nothing of queues.
 
 mod error;
 pub mod lease;
@@ -11,29 +11,32 @@ pub use error::KubeError;
 use std::future::Future;
 use std::time::Duration;
 
-use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, MicroTime, ObjectMeta};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams, PostParams};
-use kube::{Client, ResourceExt};
+use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
 
+use crate::config::WorkloadKind;
 use crate::policy::Pause;
 
-/// Annotation that freezes a Deployment: the daemon never writes it.
+/// Annotation that freezes a workload: the daemon never writes it.
 pub const PAUSED: &str = "queue-autoscaler.io/paused";
-/// Annotation that pins a Deployment to N replicas (within the target's bounds).
+/// Annotation that pins a workload to N replicas (within the target's bounds).
 pub const PAUSED_REPLICAS: &str = "queue-autoscaler.io/paused-replicas";
 
 /// The Events API's limit on a note, in bytes (k8s.io/api `events/v1`, `Event.note`: "must be at
 /// most 1kB").
 const NOTE_LIMIT: usize = 1024;
 
-/// What a read of a Deployment tells the decision.
+/// What a read of a workload tells the decision.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Observed {
+    /// What was read: writes and Events go to the same kind.
+    pub kind: WorkloadKind,
     /// `spec.replicas` (the scale subresource's `spec.replicas`).
     pub replicas: u32,
     /// `status.readyReplicas` (absent in the status: none ready); `None` without a status.
@@ -41,7 +44,7 @@ pub struct Observed {
     pub pause: Pause,
     /// The version read, sent back as an optimistic-concurrency precondition.
     pub resource_version: Option<String>,
-    /// The pod label selector (`app=worker,tier in (a,b)`), to find the Deployment's pods.
+    /// The pod label selector (`app=worker,tier in (a,b)`), to find the workload's pods.
     pub selector: Option<String>,
     uid: Option<String>,
 }
@@ -50,7 +53,34 @@ impl Observed {
     /// A Deployment as if read with `replicas` and `pause`, all ready, without a version: for
     /// tests of what is planned from a read.
     pub fn with(replicas: u32, pause: Pause) -> Self {
-        Observed { replicas, ready: Some(replicas), pause, resource_version: None, selector: None, uid: None }
+        let kind = WorkloadKind::Deployment;
+        Observed { kind, replicas, ready: Some(replicas), pause, resource_version: None, selector: None, uid: None }
+    }
+
+    /// The same, read as a StatefulSet.
+    pub fn statefulset(replicas: u32, pause: Pause) -> Self {
+        Observed { kind: WorkloadKind::StatefulSet, ..Observed::with(replicas, pause) }
+    }
+
+    /// Reads what the decision needs off a workload's object; both kinds have the same fields.
+    fn of<K: Resource>(
+        kind: WorkloadKind,
+        object: &K,
+        replicas: Option<i32>,
+        ready: Option<Option<i32>>,
+        selector: Option<&LabelSelector>,
+    ) -> Self {
+        let annotations = object.annotations();
+        Observed {
+            kind,
+            // Absent, the API server's default applies (1, for both kinds).
+            replicas: u32::try_from(replicas.unwrap_or(1)).unwrap_or(0),
+            ready: ready.map(|r| u32::try_from(r.unwrap_or(0)).unwrap_or(0)),
+            pause: pause(annotations.get(PAUSED), annotations.get(PAUSED_REPLICAS)),
+            resource_version: object.resource_version(),
+            selector: selector.and_then(label_selector),
+            uid: object.uid(),
+        }
     }
 }
 
@@ -61,7 +91,7 @@ pub enum EventType {
     Warning,
 }
 
-/// The Kubernetes API, as the daemon uses it: Deployments, their pods, Events.
+/// The Kubernetes API, as the daemon uses it: Deployments and StatefulSets, their pods, Events.
 #[derive(Clone)]
 pub struct Kube {
     client: Client,
@@ -94,7 +124,10 @@ impl Kube {
         Ok(Kube { client, watch_client, field_manager: field_manager.to_owned(), instance, timeout })
     }
 
-    fn api(&self, namespace: &str) -> Api<Deployment> {
+    fn api<K: Resource<Scope = k8s_openapi::NamespaceResourceScope>>(&self, namespace: &str) -> Api<K>
+    where
+        K::DynamicType: Default,
+    {
         Api::namespaced(self.client.clone(), namespace)
     }
 
@@ -106,30 +139,41 @@ impl Kube {
         }
     }
 
-    /// Reads the Deployment: replicas, pause annotations, version.
-    pub async fn observe(&self, namespace: &str, name: &str) -> Result<Observed, KubeError> {
-        let deployment = self.bounded(self.api(namespace).get(name)).await?;
-        let replicas = deployment.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
-        let ready = deployment.status.as_ref().map(|s| u32::try_from(s.ready_replicas.unwrap_or(0)).unwrap_or(0));
-        Ok(Observed {
-            replicas: u32::try_from(replicas).unwrap_or(0),
-            ready,
-            pause: pause(deployment.annotations().get(PAUSED), deployment.annotations().get(PAUSED_REPLICAS)),
-            resource_version: deployment.resource_version(),
-            selector: deployment.spec.as_ref().and_then(|s| label_selector(&s.selector)),
-            uid: deployment.uid(),
+    /// Reads the workload: replicas, pause annotations, version.
+    pub async fn observe(&self, namespace: &str, kind: WorkloadKind, name: &str) -> Result<Observed, KubeError> {
+        Ok(match kind {
+            WorkloadKind::Deployment => {
+                let d: Deployment = self.bounded(self.api(namespace).get(name)).await?;
+                let spec = d.spec.as_ref();
+                let ready = d.status.as_ref().map(|s| s.ready_replicas);
+                Observed::of(kind, &d, spec.and_then(|s| s.replicas), ready, spec.map(|s| &s.selector))
+            }
+            WorkloadKind::StatefulSet => {
+                let s: StatefulSet = self.bounded(self.api(namespace).get(name)).await?;
+                let spec = s.spec.as_ref();
+                let ready = s.status.as_ref().map(|s| s.ready_replicas);
+                Observed::of(kind, &s, spec.and_then(|s| s.replicas), ready, spec.map(|s| &s.selector))
+            }
         })
     }
 
-    /// Sets `spec.replicas` through the scale subresource, with the version read as a
-    /// precondition. A 409 is [`KubeError::Conflict`]: someone changed the Deployment since it
-    /// was read, so the caller reads it again and plans again; the old number is never retried.
+    /// Sets `spec.replicas` through the scale subresource of the kind read, with the version
+    /// read as a precondition. A 409 is [`KubeError::Conflict`]: someone changed the workload
+    /// since it was read, so the caller reads it again and plans again; the old number is never
+    /// retried.
     pub async fn scale(&self, namespace: &str, name: &str, seen: &Observed, replicas: u32) -> Result<(), KubeError> {
-        let api = self.api(namespace);
         let params = PatchParams { field_manager: Some(self.field_manager.clone()), ..PatchParams::default() };
         let body =
             json!({ "metadata": { "resourceVersion": seen.resource_version }, "spec": { "replicas": replicas } });
-        self.bounded(api.patch_scale(name, &params, &Patch::Merge(&body))).await?;
+        let patch = Patch::Merge(&body);
+        match seen.kind {
+            WorkloadKind::Deployment => {
+                self.bounded(self.api::<Deployment>(namespace).patch_scale(name, &params, &patch)).await?;
+            }
+            WorkloadKind::StatefulSet => {
+                self.bounded(self.api::<StatefulSet>(namespace).patch_scale(name, &params, &patch)).await?;
+            }
+        }
         Ok(())
     }
 
@@ -143,7 +187,7 @@ impl Kube {
         self.watch_client.clone()
     }
 
-    /// Records a new Event with this type, reason and note on the Deployment. Each call creates
+    /// Records a new Event with this type, reason and note on the workload read. Each call creates
     /// its own Event: kube-runtime's `Recorder` merges Events of the same reason into a series
     /// that keeps the first note, which hid every rescale after the first (issue #13).
     pub async fn record(
@@ -157,7 +201,7 @@ impl Kube {
     ) -> Result<(), KubeError> {
         let regarding = ObjectReference {
             api_version: Some("apps/v1".to_owned()),
-            kind: Some("Deployment".to_owned()),
+            kind: Some(seen.kind.as_str().to_owned()),
             name: Some(name.to_owned()),
             namespace: Some(namespace.to_owned()),
             uid: seen.uid.clone(),

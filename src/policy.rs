@@ -162,6 +162,16 @@ impl Decision {
         }
     }
 
+    /// For a StatefulSet, which removes its highest ordinals first: a metric-driven scale-down
+    /// stops at `min(ordinal + 1, current)`, keeping `pod` (the busy pod of that ordinal).
+    pub fn protect_busy_ordinal(&mut self, current: u32, pod: &str, ordinal: u32) {
+        let floor = ordinal.saturating_add(1).min(current);
+        if self.is_metric_scale_down(current) && self.replicas < floor {
+            self.replicas = floor;
+            self.set_limit(Limit::BusyOrdinal { pod: pod.to_owned() });
+        }
+    }
+
     /// Holds a metric-driven scale-down when the busy workers could not be learned: like a
     /// failed poll, an unknown never scales down.
     pub fn hold_busy_unknown(&mut self, current: u32) {

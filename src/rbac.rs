@@ -26,7 +26,7 @@ use k8s_openapi::api::rbac::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Serialize;
 
-use crate::config::{Config, Target};
+use crate::config::{Config, Target, WorkloadKind};
 pub use yaml::render;
 
 /// Who the daemon runs as.
@@ -58,10 +58,9 @@ pub struct Rule {
     pub verbs: BTreeSet<&'static str>,
 }
 
-/// The API group and resource of a target's workload. A new kind of workload (StatefulSets,
-/// issue #16) is one more arm here: its scale subresource and Events follow.
-fn workload(_target: &Target) -> (&'static str, &'static str) {
-    ("apps", "deployments")
+/// The API group and resource of a target's workload: its scale subresource follows.
+fn workload(target: &Target) -> (&'static str, &'static str) {
+    ("apps", target.kind.resource())
 }
 
 /// The rules of one Role, merged by (group, resource, whether named).
@@ -83,16 +82,21 @@ impl Rules {
 
     fn target(&mut self, target: &Target) {
         let (group, resource) = workload(target);
-        let twin = target.spot.as_ref().map(|s| s.deployment.as_str());
-        let names: Vec<&str> = [target.deployment.as_str()].into_iter().chain(twin).collect();
-        self.grant(group, resource, &names, &["get"]);
-        self.grant(group, &format!("{resource}/scale"), &names, &["patch"]);
+        self.grant(group, resource, &[&target.workload], &["get"]);
+        self.grant(group, &format!("{resource}/scale"), &[&target.workload], &["patch"]);
+        if let Some(twin) = &target.spot {
+            self.grant("apps", "deployments", &[&twin.deployment], &["get"]);
+            self.grant("apps", "deployments/scale", &[&twin.deployment], &["patch"]);
+        }
         self.grant("events.k8s.io", "events", &[], &["create"]);
         if target.spot.is_some() {
             self.grant("", "pods", &[], &["list", "watch"]);
         }
-        if target.busy.is_some() {
-            self.grant("", "pods", &[], &["list", "patch"]);
+        // Deletion costs are written only to a Deployment's pods: a StatefulSet reads none.
+        match (&target.busy, target.kind) {
+            (None, _) => {}
+            (Some(_), WorkloadKind::Deployment) => self.grant("", "pods", &[], &["list", "patch"]),
+            (Some(_), WorkloadKind::StatefulSet) => self.grant("", "pods", &[], &["list"]),
         }
     }
 

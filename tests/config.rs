@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use queue_autoscaler::config::{Config, ConfigError};
+use queue_autoscaler::config::{Config, ConfigError, WorkloadKind};
 use queue_autoscaler::policy::{Fallback, RateUnit, ScalingRules, Select};
 use queue_autoscaler::source::Settings;
 
@@ -33,7 +33,7 @@ fn the_example_config_is_valid_and_says_what_it_shows() {
     let config = parse(&text).unwrap_or_else(|e| panic!("config.example.toml is invalid:\n{e}"));
     assert_eq!(config.daemon.interval, Duration::from_secs(15));
     let target = &config.targets[0];
-    assert_eq!((target.namespace.as_str(), target.deployment.as_str()), ("data", "celery-worker"));
+    assert_eq!((target.namespace.as_str(), target.workload.as_str()), ("data", "celery-worker"));
     assert_eq!(target.interval, Duration::from_secs(10));
     assert_eq!(target.policy.scale_up, ScalingRules::hpa_scale_up());
     assert_eq!(target.policy.cooldown, Duration::from_secs(60));
@@ -496,4 +496,89 @@ fn the_first_simulation_model_still_reads_and_says_what_replaces_it() {
     );
     let none = format!("{MINIMAL}\n[targets.simulation]\nslots = 4\n");
     assert!(problems(&none)[0].contains("targets[0].simulation.service_seconds: required key is missing"));
+}
+
+/// MINIMAL's target as a StatefulSet `airflow-worker`, with `extra` appended to it.
+fn statefulset(extra: &str) -> String {
+    MINIMAL.replace(
+        "deployment = \"worker\"",
+        &format!("kind = \"StatefulSet\"\nstatefulset = \"airflow-worker\"\n{extra}"),
+    )
+}
+
+#[test]
+fn a_target_is_a_deployment_unless_its_kind_says_statefulset() {
+    let config = parse(MINIMAL).unwrap();
+    assert_eq!((config.targets[0].kind, config.targets[0].workload.as_str()), (WorkloadKind::Deployment, "worker"));
+    let config = parse(&statefulset("")).unwrap_or_else(|e| panic!("{e}"));
+    let target = &config.targets[0];
+    assert_eq!((target.kind, target.workload.as_str()), (WorkloadKind::StatefulSet, "airflow-worker"));
+    // A Deployment and a StatefulSet of one name are two workloads.
+    let both = format!(
+        "{}\n[[targets]]\nname = \"d\"\ndeployment = \"airflow-worker\"\nmax_replicas = 2\ntriggers = [{{ source = \"q\", per_replica = 1 }}]\n",
+        statefulset("")
+    );
+    assert!(parse(&both).is_ok());
+}
+
+#[test]
+fn a_statefulset_target_is_named_by_its_own_key_and_its_kind_is_checked() {
+    let found =
+        problems(&MINIMAL.replace("deployment = \"worker\"", "kind = \"StatefulSet\"\ndeployment = \"worker\""));
+    assert!(
+        found.iter().any(|p| p.contains("targets[0].deployment: names a Deployment, but kind = \"StatefulSet\"")),
+        "{found:#?}"
+    );
+    let found = problems(&MINIMAL.replace("deployment = \"worker\"", "statefulset = \"worker\""));
+    assert!(
+        found.iter().any(|p| p.contains("targets[0].statefulset: names a StatefulSet: add kind = \"StatefulSet\"")),
+        "{found:#?}"
+    );
+    let found = problems(&MINIMAL.replace("deployment = \"worker\"", "kind = \"StatefulSet\""));
+    assert!(found.iter().any(|p| p.contains("targets[0].statefulset: required key is missing")), "{found:#?}");
+    let found = problems(&MINIMAL.replace("deployment = \"worker\"\n", ""));
+    assert!(found.iter().any(|p| p.contains("targets[0].deployment: required key is missing")), "{found:#?}");
+    let found = problems(&MINIMAL.replace("deployment = \"worker\"", "kind = \"DaemonSet\"\ndeployment = \"worker\""));
+    assert!(found.iter().any(|p| p.contains("targets[0].kind") && p.contains("StatefulSet")), "{found:#?}");
+    let twice = format!(
+        "{}{}",
+        statefulset(""),
+        statefulset("")
+            .replace("[sources.q]", "[sources.r]")
+            .replace("source = \"q\"", "source = \"r\"")
+            .replace("name = \"w\"", "name = \"w2\"")
+    );
+    let found = problems(&twice);
+    assert!(
+        found
+            .iter()
+            .any(|p| p.contains("targets[1].statefulset: default/airflow-worker is already scaled by another target")),
+        "{found:#?}"
+    );
+}
+
+#[test]
+fn a_statefulset_cannot_have_a_spot_twin_or_go_without_the_busy_floor() {
+    let spot = "\n[targets.spot]\ndeployment = \"airflow-worker-spot\"\non_demand_base = 1\non_demand_percentage = 0\n";
+    let found = problems(&format!("{}{spot}", statefulset("")));
+    assert!(
+        found
+            .iter()
+            .any(|p| p.contains("targets[0].spot: a spot twin needs Deployments: a StatefulSet's pods are numbered")),
+        "{found:#?}"
+    );
+    let text = format!(
+        "{AIRFLOW}{}",
+        statefulset("protect_busy_workers = true\nbusy_workers_source = \"af\"\nbusy_workers_floor = false")
+    );
+    let found = problems(&text);
+    assert!(
+        found
+            .iter()
+            .any(|p| p.contains("targets[0].busy_workers_floor: a StatefulSet removes its highest ordinals first")),
+        "{found:#?}"
+    );
+    let text = format!("{AIRFLOW}{}", statefulset("protect_busy_workers = true\nbusy_workers_source = \"af\""));
+    let config = parse(&text).unwrap_or_else(|e| panic!("{e}"));
+    assert!(config.targets[0].busy.as_ref().is_some_and(|b| b.floor));
 }

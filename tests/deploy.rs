@@ -26,7 +26,7 @@ fn the_spot_example_is_the_pair_the_example_config_scales() {
     let find = |name: &str| {
         deployments.iter().find(|d| d.metadata.name.as_deref() == Some(name)).unwrap_or_else(|| panic!("no {name}"))
     };
-    let (on_demand, twin) = (find(&target.deployment), find(&spot.deployment));
+    let (on_demand, twin) = (find(&target.workload), find(&spot.deployment));
     for d in [on_demand, twin] {
         assert_eq!(d.metadata.namespace.as_deref(), Some(target.namespace.as_str()));
         assert!(d.spec.as_ref().unwrap().replicas.is_none(), "replicas belong to queue-autoscaler");
@@ -160,4 +160,36 @@ fn the_network_policy_admits_the_monitoring_namespace_and_the_readmes_patch_chan
         .expect("the README's NetworkPolicy patch");
     let patched = selector(&manifests::overlay(patch));
     assert_eq!(patched, [("kubernetes.io/metadata.name".to_owned(), "prometheus".to_owned())].into());
+}
+
+#[test]
+fn the_statefulset_example_is_what_its_config_scales() {
+    use k8s_openapi::api::apps::v1::StatefulSet;
+    use k8s_openapi::api::core::v1::Service;
+    use queue_autoscaler::config::WorkloadKind;
+    let path = "deploy/examples/airflow-statefulset.yaml";
+    let text = std::fs::read_to_string(format!("{}/{path}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    let objects = manifests::documents(&text, path);
+    let set: StatefulSet = typed(find(&objects, "StatefulSet", "airflow-worker"));
+    let service: Service = typed(find(&objects, "Service", "airflow-worker"));
+    let toml =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/examples/airflow-statefulset.toml"))
+            .unwrap();
+    let env = [("AIRFLOW_DB_URL".to_owned(), "postgres://airflow@db/airflow".to_owned())];
+    let config = Config::parse(&toml, env).unwrap_or_else(|e| panic!("airflow-statefulset.toml: {e}"));
+    let target = &config.targets[0];
+    assert_eq!(target.kind, WorkloadKind::StatefulSet);
+    assert_eq!(Some(&target.workload), set.metadata.name.as_ref());
+    assert_eq!(Some(&target.namespace), set.metadata.namespace.as_ref());
+    assert!(target.busy.as_ref().is_some_and(|b| b.floor), "busy-aware, with the floor a StatefulSet needs");
+    let spec = set.spec.unwrap();
+    assert!(spec.replicas.is_none(), "replicas belong to queue-autoscaler");
+    // Pod names `airflow-worker-N` resolve through the headless Service the set names: the FQDN
+    // Airflow records as a task's hostname, whose first label is the pod's name.
+    assert_eq!(spec.service_name.as_deref(), service.metadata.name.as_deref());
+    assert_eq!(service.spec.as_ref().unwrap().cluster_ip.as_deref(), Some("None"));
+    let selector = spec.selector.match_labels.unwrap();
+    let labels = spec.template.metadata.unwrap().labels.unwrap();
+    assert!(selector.iter().all(|(k, v)| labels.get(k) == Some(v)), "the selector finds the set's pods");
+    assert!(spec.volume_claim_templates.is_some_and(|v| !v.is_empty()), "persistence: the chart's default");
 }

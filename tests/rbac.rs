@@ -19,7 +19,7 @@ use std::time::Duration;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding};
 use serde_json::Value;
 use support::airflow::{Backend, Schema, TestDb};
-use support::apiserver::{ApiServer, Request};
+use support::apiserver::{ApiServer, Calls, Change, Request};
 use support::daemon::{Daemon, cycles_pass, free_port, run};
 use support::eventually;
 use support::manifests::{self, DEPLOY};
@@ -207,7 +207,8 @@ unschedulable_after = "1s"
 [[targets]]
 name = "b"
 namespace = "team-b"
-deployment = "worker"
+kind = "StatefulSet"
+statefulset = "worker"
 min_replicas = 1
 max_replicas = 10
 triggers = [{{ source = "b", per_replica = 1 }}]
@@ -225,9 +226,8 @@ async fn rbac_grants_exactly_the_calls_the_daemon_makes_and_only_in_its_namespac
     let db = TestDb::create(Backend::Postgres, "rbac").await;
     db.create_task_instance(Schema::V2_10).await;
     let api = ApiServer::start().await;
-    for namespace in ["team-a", "team-b"] {
-        api.add_deployment(namespace, "worker", 1);
-    }
+    api.add_deployment("team-a", "worker", 1);
+    api.add_statefulset("team-b", "worker", 1);
     api.add_deployment("team-a", "worker-spot", 0);
     api.add_deployment("elsewhere", "worker", 1);
     api.put_node("node-1", &[], false);
@@ -261,17 +261,18 @@ async fn rbac_grants_exactly_the_calls_the_daemon_makes_and_only_in_its_namespac
     eventually(WAIT, "a deletion cost", || (!api.pod_patches().is_empty()).then_some(())).await;
     request(&api, "an Event in team-a", |c| c.verb == "create" && c.resource == "events").await;
 
-    // team-b: the same through a conflict, up and down, once team-a is at rest.
+    // team-b, a StatefulSet: the same through a conflict, up and down, once team-a is at rest.
     let writes = api.scale_writes().len();
     cycles_pass(port, 2).await;
     assert_eq!(api.scale_writes().len(), writes, "team-a is at rest before team-b scales");
-    api.inject_conflicts(1);
+    api.next(1, Calls::write("statefulsets/scale")).conflict(Change::version_only());
     db.execute("UPDATE task_instance SET state = 'queued' WHERE queue = 'b'").await;
-    eventually(WAIT, "team-b's scale-up", || (api.replicas("team-b", "worker") == 3).then_some(())).await;
+    let team_b = || api.statefulset_replicas("team-b", "worker");
+    eventually(WAIT, "team-b's scale-up", || (team_b() == 3).then_some(())).await;
     db.execute("UPDATE task_instance SET state = 'success' WHERE queue = 'b'").await;
-    eventually(WAIT, "team-b's scale-down", || (api.replicas("team-b", "worker") == 1).then_some(())).await;
+    eventually(WAIT, "team-b's scale-down", || (team_b() == 1).then_some(())).await;
     let in_b = |c: &Call| c.namespace.as_deref() == Some("team-b");
-    request(&api, "team-b's re-read after the 409", |c| in_b(c) && c.resource == "deployments" && c.verb == "get")
+    request(&api, "team-b's re-read after the 409", |c| in_b(c) && c.resource == "statefulsets" && c.verb == "get")
         .await;
     request(&api, "an Event in team-b", |c| in_b(c) && c.resource == "events" && c.verb == "create").await;
     request(&api, "a lease renewal", |c| c.resource == "leases" && c.verb == "update").await;

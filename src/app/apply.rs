@@ -73,7 +73,7 @@ impl Writer<'_> {
             return Outcome::Skipped;
         }
         let namespace = &target.spec.namespace;
-        match kube.scale(namespace, &write.deployment, &write.observed, write.to).await {
+        match kube.scale(namespace, &write.workload, &write.observed, write.to).await {
             Ok(()) => {
                 Rescaled { target: &target.labels, spec: &target.spec, write, note: &plan.note }.emit(self.metrics);
                 self.record(kube, target, &plan.rescale_event(write)).await;
@@ -89,7 +89,7 @@ impl Writer<'_> {
 
     async fn record(&self, kube: &Kube, target: &TargetState, event: &EventRecord) {
         let recorded = kube
-            .record(&target.spec.namespace, &event.deployment, &event.observed, event.type_, event.reason, &event.note)
+            .record(&target.spec.namespace, &event.workload, &event.observed, event.type_, event.reason, &event.note)
             .await;
         if let Err(error) = recorded {
             EventNotRecorded { target: &target.labels, name: &target.spec.name, error: &error }.emit(self.metrics);

@@ -99,7 +99,7 @@ impl InternalEvent for BusyUnknown<'_> {
     }
 }
 
-/// A Deployment was rescaled.
+/// A workload was rescaled.
 pub(super) struct Rescaled<'a> {
     pub(super) target: &'a TargetLabels,
     pub(super) spec: &'a Target,
@@ -109,10 +109,10 @@ pub(super) struct Rescaled<'a> {
 
 impl InternalEvent for Rescaled<'_> {
     fn emit(self, metrics: &Metrics) {
-        let ScaleWrite { deployment, from, to, .. } = self.write;
+        let ScaleWrite { workload, from, to, observed } = self.write;
         metrics.rescaled(self.target, *from, *to);
-        let (name, namespace) = (&self.spec.name, &self.spec.namespace);
-        tracing::info!(target = %name, %namespace, %deployment, from, to, reason = %self.note, "rescaled");
+        let (name, namespace, kind) = (&self.spec.name, &self.spec.namespace, observed.kind.as_str());
+        tracing::info!(target = %name, %namespace, kind, %workload, from, to, reason = %self.note, "rescaled");
     }
 }
 
@@ -127,9 +127,10 @@ pub(super) struct ScaleWriteFailed<'a> {
 impl InternalEvent for ScaleWriteFailed<'_> {
     fn emit(self, metrics: &Metrics) {
         metrics.target_failed(self.target, self.error.label());
-        let (name, namespace, deployment, to) =
-            (&self.spec.name, &self.spec.namespace, &self.write.deployment, self.write.to);
-        tracing::warn!(target = %name, %namespace, %deployment, to, error = %self.error, "scale write failed");
+        let (name, namespace, workload, to) =
+            (&self.spec.name, &self.spec.namespace, &self.write.workload, self.write.to);
+        let kind = self.write.observed.kind.as_str();
+        tracing::warn!(target = %name, %namespace, kind, %workload, to, error = %self.error, "scale write failed");
     }
 }
 

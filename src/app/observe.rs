@@ -1,5 +1,5 @@
-//! The reads a plan is made from: the target's Deployments, the spot twin's health from the
-//! watches, and, before a scale-down of a protected target, which worker pods are busy.
+//! The reads a plan is made from: the target's workload (and spot twin), the twin's health from
+//! the watches, and, before a scale-down of a protected target, which worker pods are busy.
 
 use std::collections::BTreeMap;
 
@@ -7,7 +7,7 @@ use super::Sources;
 use super::events::{BusyLearned, BusyUnknown, DeploymentUnreadable, InternalEvent};
 use super::plan::{Busy, BusyPods, Cluster, Seen};
 use super::target::TargetState;
-use crate::config::Target;
+use crate::config::{Target, WorkloadKind};
 use crate::k8s::spot::{SpotHealth, SpotWatcher};
 use crate::k8s::{Kube, KubeError};
 use crate::metrics::Metrics;
@@ -32,7 +32,7 @@ pub(super) enum BusyError {
     Source(#[from] SourceError),
     #[error("listing the worker pods: {0}")]
     Pods(#[from] KubeError),
-    #[error("the Deployment {0} has no pod selector")]
+    #[error("the workload {0} has no pod selector")]
     NoSelector(String),
 }
 
@@ -48,7 +48,7 @@ impl BusyError {
 }
 
 impl Reader<'_> {
-    /// Reads the Deployment (and its spot twin), if there is a cluster.
+    /// Reads the workload (and its spot twin), if there is a cluster.
     pub(super) async fn cluster(&self, target: &TargetState) -> (Cluster, Option<KubeError>) {
         let Some(kube) = self.kube else { return (Cluster::Absent, None) };
         match read(kube, &target.spec).await {
@@ -75,7 +75,7 @@ impl Reader<'_> {
         health
     }
 
-    /// Which worker pods run tasks, over the target's Deployments.
+    /// Which worker pods run tasks, over the target's workloads.
     pub(super) async fn busy(&self, target: &TargetState, cluster: &Cluster) -> Busy {
         let (Some(config), Some(kube), Cluster::Read(seen)) = (&target.spec.busy, self.kube, cluster) else {
             return Busy::NotAsked;
@@ -94,15 +94,15 @@ impl Reader<'_> {
 }
 
 async fn read(kube: &Kube, spec: &Target) -> Result<Seen, KubeError> {
-    let main = kube.observe(&spec.namespace, &spec.deployment).await?;
+    let main = kube.observe(&spec.namespace, spec.kind, &spec.workload).await?;
     let twin = match &spec.spot {
-        Some(spot) => Some(kube.observe(&spec.namespace, &spot.deployment).await?),
+        Some(spot) => Some(kube.observe(&spec.namespace, WorkloadKind::Deployment, &spot.deployment).await?),
         None => None,
     };
     Ok(Seen { main, twin })
 }
 
-/// Asks the source which hosts run tasks and lists each Deployment's pods by its selector.
+/// Asks the source which hosts run tasks and lists each workload's pods by its selector.
 async fn learn(
     sources: &Sources,
     kube: &Kube,
@@ -112,12 +112,12 @@ async fn learn(
 ) -> Result<BusyPods, BusyError> {
     let source = sources.get(source).ok_or_else(|| BusyError::NoSource(source.to_owned()))?;
     let hosts = source.busy_hosts().await.ok_or(BusyError::NotSupported)??;
-    let mut deployments = vec![(spec.deployment.as_str(), seen.main.selector.as_deref())];
+    let mut workloads = vec![(spec.workload.as_str(), seen.main.selector.as_deref())];
     if let (Some(spot), Some(twin)) = (&spec.spot, &seen.twin) {
-        deployments.push((spot.deployment.as_str(), twin.selector.as_deref()));
+        workloads.push((spot.deployment.as_str(), twin.selector.as_deref()));
     }
     let mut pods = BTreeMap::new();
-    for (name, selector) in deployments {
+    for (name, selector) in workloads {
         let selector = selector.ok_or_else(|| BusyError::NoSelector(name.to_owned()))?;
         pods.insert(name.to_owned(), kube.pods(&spec.namespace, selector).await?);
     }

@@ -6,7 +6,7 @@
 //! ```text
 //! Memory ─┐                     ┌─► decision (policy::decide)
 //! Cluster ├─► plan ─► Plan ─────┼─► placement (policy::spot::place)
-//! Busy    │                     ├─► writes {deployment, from, to} + their Events
+//! Busy    │                     ├─► writes {workload, from, to} + their Events
 //! readings┘                     └─► costs, spot Events, note, next Memory
 //! ```
 
@@ -41,7 +41,7 @@ impl Memory {
     }
 }
 
-/// What this cycle's read of the target's Deployments found.
+/// What this cycle's read of the target's workloads found.
 #[derive(Debug, Clone)]
 pub(super) enum Cluster {
     /// No cluster at all (a dry run without one): the assumed replicas stand in.
@@ -51,7 +51,7 @@ pub(super) enum Cluster {
     Read(Seen),
 }
 
-/// The Deployment, and its spot twin when the target has one.
+/// The workload, and its spot twin Deployment when the target has one.
 #[derive(Debug, Clone)]
 pub(super) struct Seen {
     pub(super) main: Observed,
@@ -63,7 +63,7 @@ impl Seen {
         Split { on_demand: self.main.replicas, spot: self.twin.as_ref().map_or(0, |t| t.replicas) }
     }
 
-    /// Ready replicas over both Deployments, where the status says.
+    /// Ready replicas over both workloads, where the status says.
     fn ready(&self) -> Option<u32> {
         let twin = self.twin.as_ref().map_or(Some(0), |t| t.ready);
         Some(self.main.ready? + twin?)
@@ -84,20 +84,21 @@ pub(super) struct Facts<'a> {
     pub(super) now: Duration,
 }
 
-/// A write of one Deployment's replicas, and the Event that records it once written.
+/// A write of one workload's replicas, and the Event that records it once written.
 #[derive(Debug, Clone, PartialEq)]
 pub(super) struct ScaleWrite {
-    pub(super) deployment: String,
+    /// The workload's name; its kind is the one read (`observed.kind`).
+    pub(super) workload: String,
     pub(super) from: u32,
     pub(super) to: u32,
-    /// The Deployment as read: its version is the write's precondition.
+    /// The workload as read: its version is the write's precondition.
     pub(super) observed: Observed,
 }
 
-/// An Event to record on a Deployment.
+/// An Event to record on a workload.
 #[derive(Debug, Clone, PartialEq)]
 pub(super) struct EventRecord {
-    pub(super) deployment: String,
+    pub(super) workload: String,
     pub(super) observed: Observed,
     pub(super) type_: EventType,
     pub(super) reason: &'static str,
@@ -190,7 +191,7 @@ impl Plan {
     /// The Event that records a write: like the HPA's, "New size: N; reason: …".
     pub(super) fn rescale_event(&self, write: &ScaleWrite) -> EventRecord {
         EventRecord {
-            deployment: write.deployment.clone(),
+            workload: write.workload.clone(),
             observed: write.observed.clone(),
             type_: EventType::Normal,
             reason: "SuccessfulRescale",
@@ -209,18 +210,18 @@ fn place(facts: &Facts, history: &mut SpotHistory, total: u32) -> Placement {
     spot::place(&spot.policy, facts.spec.policy.max_replicas, total, shortfall, history, facts.now)
 }
 
-/// Each Deployment whose replicas differ from its share (after the busy floor).
+/// Each workload whose replicas differ from its share (after the busy floor).
 fn writes(facts: &Facts, seen: &Seen, decision: &Decision, placement: &Placement) -> Vec<ScaleWrite> {
     let spec = facts.spec;
     let twin = spec.spot.as_ref().zip(seen.twin.as_ref());
-    let shares = [(spec.deployment.as_str(), &seen.main, placement.split.on_demand)]
+    let shares = [(spec.workload.as_str(), &seen.main, placement.split.on_demand)]
         .into_iter()
         .chain(twin.map(|(spot, observed)| (spot.deployment.as_str(), observed, placement.split.spot)));
     shares
         .filter_map(|(name, observed, to)| {
-            let to = busy::guard(spec, facts.busy, decision, name, observed.replicas, to)?;
+            let to = busy::guard(spec, facts.busy, decision, (name, observed), to)?;
             (to != observed.replicas).then(|| ScaleWrite {
-                deployment: name.to_owned(),
+                workload: name.to_owned(),
                 from: observed.replicas,
                 to,
                 observed: observed.clone(),
@@ -236,7 +237,7 @@ fn spot_event(spec: &Target, seen: &Seen, placement: &Placement, note: &str) -> 
         SpotChange::ShiftBack { .. } => (EventType::Normal, "SpotRecovered"),
     };
     Some(EventRecord {
-        deployment: spec.deployment.clone(),
+        workload: spec.workload.clone(),
         observed: seen.main.clone(),
         type_,
         reason,

@@ -21,6 +21,9 @@ use crate::source::kafka::lag::PartitionLag;
 pub struct TargetReport {
     pub target: String,
     pub namespace: String,
+    /// The workload's kind: `Deployment` or `StatefulSet`.
+    pub kind: &'static str,
+    /// The workload's name (of either kind; the key keeps its first name for scripts).
     pub deployment: String,
     /// `spec.replicas` as read (on-demand and spot twin together); `null` when it could not be read.
     pub current: Option<u32>,
@@ -36,9 +39,9 @@ pub struct TargetReport {
     pub reason: String,
     /// Stable reason label, as in the `queue_autoscaler_decisions_total` metric.
     pub reason_label: &'static str,
-    /// Whether this cycle wrote the Deployment.
+    /// Whether this cycle wrote the workload.
     pub written: bool,
-    /// Why the Deployment could not be read, if it could not.
+    /// Why the workload could not be read, if it could not.
     pub kube_error: Option<String>,
     pub triggers: Vec<TriggerReport>,
     /// With a wait objective: the estimates used and the predicted wait (`null` otherwise).
@@ -194,7 +197,8 @@ impl TargetReport {
         TargetReport {
             target: spec.name.clone(),
             namespace: spec.namespace.clone(),
-            deployment: spec.deployment.clone(),
+            kind: spec.kind.as_str(),
+            deployment: spec.workload.clone(),
             current: plan.current.map(|c| c.total()),
             desired: decision.replicas,
             split: SplitReport { on_demand: split.on_demand, spot: split.spot },
@@ -223,14 +227,14 @@ fn objective_report(spec: &Target, decision: &Decision) -> Option<ObjectiveRepor
 
 /// A plain-text table: one line per target, one indented line per trigger.
 pub fn render_table(reports: &[TargetReport]) -> String {
-    let header = ["TARGET", "NAMESPACE", "DEPLOYMENT", "CURRENT", "DESIRED", "REASON"];
+    let header = ["TARGET", "NAMESPACE", "WORKLOAD", "CURRENT", "DESIRED", "REASON"];
     let rows: Vec<[String; 6]> = reports
         .iter()
         .map(|r| {
             [
                 r.target.clone(),
                 r.namespace.clone(),
-                r.deployment.clone(),
+                format!("{}/{}", r.kind.to_lowercase(), r.deployment),
                 r.current.map_or("-".to_owned(), |c| c.to_string()),
                 r.desired.to_string(),
                 r.reason.clone(),
@@ -269,7 +273,7 @@ pub fn render_table(reports: &[TargetReport]) -> String {
             );
         }
         if let Some(error) = &report.kube_error {
-            let _ = writeln!(out, "  deployment: {error}");
+            let _ = writeln!(out, "  {}: {error}", report.kind.to_lowercase());
         }
     }
     out

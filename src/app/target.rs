@@ -33,7 +33,7 @@ pub(super) struct TargetState {
 
 impl TargetState {
     pub(super) fn new(spec: &Target, metrics: &Metrics, started: Instant) -> Self {
-        let labels = TargetLabels::new(&spec.name, &spec.namespace, &spec.deployment);
+        let labels = TargetLabels::new(&spec.name, &spec.namespace, &spec.workload);
         metrics.register_target(&labels, spec.spot.is_some(), spec.busy.is_some(), spec.policy.objective.is_some());
         TargetState {
             spec: spec.clone(),
@@ -54,9 +54,10 @@ impl TargetState {
             // Dropping the watch stops it (a removed target drops its own with it).
             self.spot_pods = None;
         }
-        if self.spec.namespace != spec.namespace || self.spec.deployment != spec.deployment {
+        let (was, is) = (&self.spec, spec);
+        if (&was.namespace, was.kind, &was.workload) != (&is.namespace, is.kind, &is.workload) {
             metrics.retire_target(&self.labels);
-            self.labels = TargetLabels::new(&spec.name, &spec.namespace, &spec.deployment);
+            self.labels = TargetLabels::new(&spec.name, &spec.namespace, &spec.workload);
             self.memory.history = Default::default();
         }
         metrics.register_target(

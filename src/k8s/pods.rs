@@ -18,7 +18,7 @@ const IDLE_COST: i32 = 0;
 /// The cost added per running task: a busy pod always outranks an idle one.
 const COST_PER_TASK: i32 = 1000;
 
-/// A Deployment's pod, as far as scale-in cares.
+/// A workload's pod, as far as scale-in cares.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WorkerPod {
     pub name: String,
@@ -34,6 +34,16 @@ pub fn running_tasks(pod: &str, busy_hosts: &BTreeMap<String, u32>) -> u32 {
         .filter(|(host, _)| *host == pod || host.split('.').next() == Some(pod))
         .map(|(_, tasks)| *tasks)
         .fold(0, u32::saturating_add)
+}
+
+/// A StatefulSet pod's ordinal: its name is `<statefulset>-<ordinal>` (kubernetes
+/// `pkg/controller/statefulset/stateful_set_utils.go`, `getPodName`); `None` for any other pod.
+pub fn ordinal(statefulset: &str, pod: &str) -> Option<u32> {
+    let digits = pod.strip_prefix(statefulset)?.strip_prefix('-')?;
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
 }
 
 /// The deletion cost a pod with `tasks` running should have.
@@ -100,6 +110,17 @@ mod tests {
         assert_eq!(running_tasks("worker-a", &busy), 2);
         assert_eq!(running_tasks("worker-b", &busy), 1);
         assert_eq!(running_tasks("worker", &busy), 0, "a prefix is not a match");
+    }
+
+    #[test]
+    fn ordinals_come_from_the_statefulset_s_own_pod_names() {
+        assert_eq!(ordinal("airflow-worker", "airflow-worker-0"), Some(0));
+        assert_eq!(ordinal("airflow-worker", "airflow-worker-12"), Some(12));
+        assert_eq!(ordinal("airflow-worker", "airflow-worker-x-1"), None, "another StatefulSet's pod");
+        assert_eq!(ordinal("airflow-worker", "airflow-worker-"), None);
+        assert_eq!(ordinal("airflow-worker", "airflow-worker-+1"), None);
+        assert_eq!(ordinal("airflow-worker", "airflow-worker-99999999999"), None, "beyond u32");
+        assert_eq!(ordinal("worker", "airflow-worker-1"), None);
     }
 
     #[test]

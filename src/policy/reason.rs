@@ -56,7 +56,7 @@ pub struct Driver {
 }
 
 /// What kept the decision from what the metrics wanted.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Limit {
     UpStabilized {
         window: Duration,
@@ -83,6 +83,11 @@ pub enum Limit {
     /// A scale-down stopped at the number of worker pods running tasks.
     BusyWorkers {
         busy: u32,
+    },
+    /// A StatefulSet's scale-down stopped just above its highest busy pod, which this names: a
+    /// StatefulSet removes its highest ordinals first.
+    BusyOrdinal {
+        pod: String,
     },
     /// A scale-down held because which workers are busy could not be learned.
     BusyUnknown,
@@ -138,7 +143,7 @@ impl Limit {
             Limit::Bound(Bound::Min(_)) => "min_replicas",
             Limit::Cooldown { .. } => "cooldown",
             Limit::StepToOne => "step_to_one",
-            Limit::BusyWorkers { .. } => "busy_workers",
+            Limit::BusyWorkers { .. } | Limit::BusyOrdinal { .. } => "busy_workers",
             Limit::BusyUnknown => "busy_unknown",
         }
     }
@@ -240,6 +245,9 @@ impl fmt::Display for Limit {
             }
             Limit::StepToOne => write!(f, "scaling to 1 first (never straight from N to 0)"),
             Limit::BusyWorkers { busy } => write!(f, "held up by {busy} worker pod(s) running tasks"),
+            Limit::BusyOrdinal { pod } => {
+                write!(f, "held up by {pod}, which runs tasks (a StatefulSet removes its highest ordinals first)")
+            }
             Limit::BusyUnknown => write!(f, "scale-down held: which workers are busy is unknown"),
         }
     }

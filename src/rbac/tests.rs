@@ -61,6 +61,21 @@ fn a_namespace_gets_only_what_its_targets_use() {
 }
 
 #[test]
+fn a_statefulset_target_gets_statefulsets_and_lists_pods_without_patching_them() {
+    let statefulset = "[[targets]]\nname = \"s\"\nnamespace = \"airflow\"\nkind = \"StatefulSet\"\nstatefulset = \"airflow-worker\"\nmax_replicas = 3\ntriggers = [{ source = \"db\", per_replica = 1 }]\nprotect_busy_workers = true\n";
+    let roles = roles(&config("", statefulset), &identity());
+    assert_eq!(
+        roles[0].rules,
+        [
+            rule("", "pods", &[], &["list"]),
+            rule("apps", "statefulsets", &["airflow-worker"], &["get"]),
+            rule("apps", "statefulsets/scale", &["airflow-worker"], &["patch"]),
+            rule("events.k8s.io", "events", &[], &["create"]),
+        ]
+    );
+}
+
+#[test]
 fn leader_election_adds_the_lease_role_in_its_namespace() {
     let daemon = "[daemon.leader_election]\nenabled = true\nlease_name = \"lock\"";
     let roles = roles(&config(daemon, &target("a", "ops", "")), &identity());

@@ -9,7 +9,8 @@ fn target(min: u32, max: u32, per_replica: f64) -> Target {
     Target {
         name: "t".into(),
         namespace: "default".into(),
-        deployment: "worker".into(),
+        kind: crate::config::WorkloadKind::Deployment,
+        workload: "worker".into(),
         interval: Duration::from_secs(15),
         policy: TargetPolicy {
             min_replicas: min,

@@ -1,10 +1,18 @@
 //! Busy-aware scale-in, as data: which worker pods run tasks, the floor they set under a
 //! scale-down, and the deletion costs that make the ReplicaSet remove idle pods first.
+//!
+//! The two kinds of workload remove pods differently. A Deployment's ReplicaSet removes the pods
+//! with the lowest `pod-deletion-cost` first (kubernetes `pkg/controller/controller_utils.go`,
+//! `ActivePodsWithRanks.Less`), so the floor is the number of busy pods and the costs pick
+//! which go. A StatefulSet removes its highest ordinals first and reads no deletion cost
+//! (kubernetes `pkg/controller/statefulset/stateful_set_control.go`, scale-down "in reverse
+//! ordinal order"), so the floor is the highest busy ordinal + 1, and no cost is written.
 
 use std::collections::BTreeMap;
 
 use super::{CostPatch, ScaleWrite};
-use crate::config::Target;
+use crate::config::{Target, WorkloadKind};
+use crate::k8s::Observed;
 use crate::k8s::pods::{self, WorkerPod};
 use crate::policy::{Decision, Reason};
 
@@ -18,28 +26,44 @@ pub(in crate::app) enum Busy {
     Known(BusyPods),
 }
 
-/// Running tasks per hostname, and the pods of each Deployment.
+/// Running tasks per hostname, and the pods of each workload.
 #[derive(Debug, Clone, Default)]
 pub(in crate::app) struct BusyPods {
     pub(in crate::app) hosts: BTreeMap<String, u32>,
-    /// Per Deployment name, its live pods.
+    /// Per workload name, its live pods.
     pub(in crate::app) pods: BTreeMap<String, Vec<WorkerPod>>,
 }
 
 impl BusyPods {
-    /// Busy pods over every Deployment of the target.
+    /// Busy pods over every workload of the target.
     pub(in crate::app) fn total(&self) -> u32 {
         self.pods.values().map(|p| pods::busy_pods(p, &self.hosts)).fold(0, u32::saturating_add)
     }
 
-    /// Busy pods of one Deployment.
-    fn of(&self, deployment: &str) -> u32 {
-        self.pods.get(deployment).map_or(0, |p| pods::busy_pods(p, &self.hosts))
+    /// The fewest replicas of one workload that keep all its busy pods.
+    fn floor(&self, workload: &str, kind: WorkloadKind) -> u32 {
+        match kind {
+            WorkloadKind::Deployment => self.pods.get(workload).map_or(0, |p| pods::busy_pods(p, &self.hosts)),
+            WorkloadKind::StatefulSet => {
+                self.highest_busy(workload).map_or(0, |(_, ordinal)| ordinal.saturating_add(1))
+            }
+        }
     }
 
-    /// The deletion costs of one Deployment's pods that must change.
-    fn cost_changes(&self, deployment: &str) -> Vec<CostPatch> {
-        let changes = self.pods.get(deployment).map_or_else(Vec::new, |p| pods::cost_changes(p, &self.hosts));
+    /// A StatefulSet's busy pod with the highest ordinal, and that ordinal.
+    fn highest_busy(&self, statefulset: &str) -> Option<(&str, u32)> {
+        let pods = self.pods.get(statefulset)?;
+        let busy = pods.iter().filter(|p| pods::running_tasks(&p.name, &self.hosts) > 0);
+        busy.filter_map(|p| Some((p.name.as_str(), pods::ordinal(statefulset, &p.name)?))).max_by_key(|(_, o)| *o)
+    }
+
+    /// The deletion costs of one Deployment's pods that must change (a StatefulSet reads none).
+    fn cost_changes(&self, write: &ScaleWrite) -> Vec<CostPatch> {
+        if write.observed.kind != WorkloadKind::Deployment {
+            return Vec::new();
+        }
+        let pods = self.pods.get(&write.workload);
+        let changes = pods.map_or_else(Vec::new, |p| pods::cost_changes(p, &self.hosts));
         changes.into_iter().map(|(pod, cost)| CostPatch { pod, cost }).collect()
     }
 }
@@ -68,33 +92,34 @@ pub(super) fn floor_applies(decision: &Decision) -> bool {
     !matches!(decision.reason, Reason::OutOfBounds { .. } | Reason::PausedReplicas { .. })
 }
 
-/// Keeps a metric-driven scale-down at or above the busy pods, or holds it while they are
-/// unknown.
+/// Keeps a metric-driven scale-down at or above the busy pods (for a StatefulSet, above its
+/// highest busy ordinal), or holds it while they are unknown.
 pub(super) fn limit_decision(spec: &Target, busy: &Busy, base: u32, decision: &mut Decision) {
     let Some(config) = &spec.busy else { return };
     match busy {
+        Busy::Known(pods) if config.floor && spec.kind == WorkloadKind::StatefulSet => {
+            if let Some((pod, ordinal)) = pods.highest_busy(&spec.workload) {
+                decision.protect_busy_ordinal(base, pod, ordinal);
+            }
+        }
         Busy::Known(pods) if config.floor => decision.protect_busy(base, pods.total()),
         Busy::Unknown => decision.hold_busy_unknown(base),
         Busy::Known(_) | Busy::NotAsked => {}
     }
 }
 
-/// The replicas to write to one Deployment: a scale-down never goes below its busy pods, and
-/// none happens while they are unknown (unless a bound set the number). `None`: leave it as it is.
-pub(super) fn guard(
-    spec: &Target,
-    busy: &Busy,
-    decision: &Decision,
-    deployment: &str,
-    current: u32,
-    to: u32,
-) -> Option<u32> {
+/// The replicas to write to one workload: a scale-down never goes below its busy floor, and
+/// none happens while the busy pods are unknown (unless a bound set the number). `None`: leave
+/// it as it is.
+pub(super) fn guard(spec: &Target, busy: &Busy, decision: &Decision, seen: (&str, &Observed), to: u32) -> Option<u32> {
+    let (workload, observed) = seen;
+    let current = observed.replicas;
     let floor = spec.busy.as_ref().is_some_and(|b| b.floor) && floor_applies(decision);
     match busy {
         _ if to >= current => Some(to),
         Busy::NotAsked => Some(to),
         Busy::Unknown if floor_applies(decision) => None,
-        Busy::Known(pods) if floor => Some(to.max(pods.of(deployment).min(current))),
+        Busy::Known(pods) if floor => Some(to.max(pods.floor(workload, observed.kind).min(current))),
         Busy::Unknown | Busy::Known(_) => Some(to),
     }
 }
@@ -102,5 +127,5 @@ pub(super) fn guard(
 /// The deletion costs to set before the writes that lower a Deployment.
 pub(super) fn costs(busy: &Busy, writes: &[ScaleWrite]) -> Vec<CostPatch> {
     let Busy::Known(pods) = busy else { return Vec::new() };
-    writes.iter().filter(|w| w.to < w.from).flat_map(|w| pods.cost_changes(&w.deployment)).collect()
+    writes.iter().filter(|w| w.to < w.from).flat_map(|w| pods.cost_changes(w)).collect()
 }

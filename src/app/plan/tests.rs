@@ -49,7 +49,7 @@ fn plan_at(spec: &Target, memory: &Memory, cluster: &Cluster, observations: &[Ob
 }
 
 fn writes(plan: &Plan) -> Vec<(String, u32, u32)> {
-    plan.writes.iter().map(|w| (w.deployment.clone(), w.from, w.to)).collect()
+    plan.writes.iter().map(|w| (w.workload.clone(), w.from, w.to)).collect()
 }
 
 #[test]
@@ -159,4 +159,47 @@ fn a_lowered_max_replicas_also_learns_the_busy_pods_but_keeps_its_bound() {
     let plan = plan_busy(&spec, &read(5, Pause::None), &busy_pods(5, 4));
     assert_eq!(writes(&plan), [("worker".to_owned(), 5, 3)], "the bound wins over the floor");
     assert_eq!(plan.costs.len(), 4, "the busy pods are marked, so idle ones go first");
+}
+
+/// `workers` as a StatefulSet `worker` with busy-aware scale-in, and the pods `worker-N` that
+/// run tasks, out of `pods`.
+fn statefulset_busy(pods: u32, busy: &[u32]) -> (Target, Cluster, Busy) {
+    use crate::k8s::pods::WorkerPod;
+    let mut spec = protected();
+    spec.kind = crate::config::WorkloadKind::StatefulSet;
+    let hosts = busy.iter().map(|i| (format!("worker-{i}"), 1)).collect();
+    let cluster = Cluster::Read(Seen { main: Observed::statefulset(pods, Pause::None), twin: None });
+    let pods = (0..pods).map(|i| WorkerPod { name: format!("worker-{i}"), cost: 0 }).collect();
+    (spec, cluster, Busy::Known(BusyPods { hosts, pods: [("worker".to_owned(), pods)].into() }))
+}
+
+#[test]
+fn a_statefulset_keeps_every_ordinal_up_to_its_highest_busy_pod() {
+    // Two busy pods, ordinals 1 and 6 of 8. A Deployment's floor would be 2 (the costs pick which
+    // go); a StatefulSet removes 7, 6, 5, … in order, so only 7 replicas keep worker-6.
+    let (spec, cluster, busy) = statefulset_busy(8, &[1, 6]);
+    let plan = plan_busy(&spec, &cluster, &busy);
+    assert_eq!(writes(&plan), [("worker".to_owned(), 8, 7)]);
+    assert!(plan.note.contains("worker-6"), "the reason names the pod that holds the floor: {}", plan.note);
+    assert_eq!(plan.decision.reason.label(), "busy_workers");
+    assert!(plan.costs.is_empty(), "a StatefulSet reads no pod-deletion-cost: none is written");
+    assert_eq!(plan.writes[0].observed.kind, crate::config::WorkloadKind::StatefulSet);
+}
+
+#[test]
+fn a_statefulset_with_only_low_ordinals_busy_scales_down_to_them() {
+    let (spec, cluster, busy) = statefulset_busy(8, &[0, 2]);
+    let plan = plan_busy(&spec, &cluster, &busy);
+    assert_eq!(writes(&plan), [("worker".to_owned(), 8, 3)], "keeps worker-0 … worker-2");
+    let (spec, cluster, idle) = statefulset_busy(8, &[]);
+    let plan = plan_busy(&spec, &cluster, &idle);
+    assert_eq!(writes(&plan), [("worker".to_owned(), 8, 1)], "idle: down as the policy says (never N → 0)");
+}
+
+#[test]
+fn a_statefulset_bound_wins_over_its_busy_ordinals() {
+    let (mut spec, cluster, busy) = statefulset_busy(8, &[6]);
+    spec.policy.max_replicas = 4;
+    let plan = plan_busy(&spec, &cluster, &busy);
+    assert_eq!(writes(&plan), [("worker".to_owned(), 8, 4)], "max_replicas is the operator's bound");
 }

@@ -1,4 +1,5 @@
-//! `[[targets]]`: a Deployment, its bounds, triggers and HPA-style behavior.
+//! `[[targets]]`: a workload (Deployment or StatefulSet), its bounds, triggers and HPA-style
+//! behavior.
 
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
@@ -10,7 +11,7 @@ use super::fields::{FallbackReplicas, HumanDuration, check_duration};
 use super::objective::{self, RawObjective};
 use super::simulation::{self, RawSimulation};
 use super::spot::{self, RawSpot};
-use crate::config::{BusyWorkers, Daemon, Problem, Target};
+use crate::config::{BusyWorkers, Daemon, Problem, Target, WorkloadKind};
 use crate::policy::{Fallback, RatePolicy, RateUnit, ScalingRules, Select, TargetPolicy, TriggerPolicy};
 use crate::source::{Kind, SourceSpec};
 
@@ -19,7 +20,12 @@ pub(super) struct RawTarget {
     name: String,
     #[serde(default = "default_namespace")]
     namespace: String,
-    deployment: String,
+    #[serde(default)]
+    kind: WorkloadKind,
+    #[serde(default)]
+    deployment: Option<String>,
+    #[serde(default)]
+    statefulset: Option<String>,
     #[serde(default = "default_min_replicas")]
     min_replicas: u32,
     max_replicas: u32,
@@ -114,7 +120,7 @@ pub(super) fn targets(
     problems: &mut Vec<Problem>,
 ) -> Vec<Target> {
     let mut names = HashSet::new();
-    let mut deployments = HashSet::new();
+    let mut workloads = HashSet::new();
     let mut targets = Vec::with_capacity(raw.len());
     for (i, raw) in raw.into_iter().enumerate() {
         let path = format!("targets[{i}]");
@@ -122,32 +128,74 @@ pub(super) fn targets(
             problems
                 .push(Problem::new(format!("{path}.name"), format!("another target is already named {:?}", raw.name)));
         }
-        let twin = raw.spot.as_ref().map(|s| ("spot.deployment", s.deployment()));
-        for (key, deployment) in [("deployment", raw.deployment.as_str())].into_iter().chain(twin) {
-            if !deployments.insert((raw.namespace.clone(), deployment.to_owned())) {
+        let (kind, name) = workload(&raw, &path, problems);
+        let twin = raw.spot.as_ref().map(|s| ("spot.deployment", WorkloadKind::Deployment, s.deployment()));
+        for (key, kind, workload) in [(kind_key(kind), kind, name.as_str())].into_iter().chain(twin) {
+            if !workloads.insert((raw.namespace.clone(), kind, workload.to_owned())) {
                 problems.push(Problem::new(
                     format!("{path}.{key}"),
                     format!(
-                        "{}/{deployment} is already scaled by another target; two writers would fight",
+                        "{}/{workload} is already scaled by another target; two writers would fight",
                         raw.namespace
                     ),
                 ));
             }
         }
-        targets.push(target(raw, &path, daemon, sources, problems));
+        targets.push(target(raw, kind, name, &path, daemon, sources, problems));
     }
     targets
 }
 
+/// The key that names a workload of this kind.
+fn kind_key(kind: WorkloadKind) -> &'static str {
+    match kind {
+        WorkloadKind::Deployment => "deployment",
+        WorkloadKind::StatefulSet => "statefulset",
+    }
+}
+
+/// The workload's kind and name: `deployment = "…"`, or `kind = "StatefulSet"` with
+/// `statefulset = "…"`. The other kind's key is a mistake, said as such rather than ignored.
+fn workload(raw: &RawTarget, path: &str, problems: &mut Vec<Problem>) -> (WorkloadKind, String) {
+    let (name, other, other_key) = match raw.kind {
+        WorkloadKind::Deployment => (&raw.deployment, &raw.statefulset, "statefulset"),
+        WorkloadKind::StatefulSet => (&raw.statefulset, &raw.deployment, "deployment"),
+    };
+    let key = kind_key(raw.kind);
+    if other.is_some() {
+        let message = match raw.kind {
+            WorkloadKind::Deployment => {
+                "names a StatefulSet: add kind = \"StatefulSet\" (or name a Deployment with \
+                                         deployment = \"…\")"
+            }
+            WorkloadKind::StatefulSet => {
+                "names a Deployment, but kind = \"StatefulSet\": name the StatefulSet with \
+                                          statefulset = \"…\""
+            }
+        };
+        problems.push(Problem::new(format!("{path}.{other_key}"), message));
+    }
+    match name.as_deref() {
+        None if other.is_none() => {
+            problems.push(Problem::new(format!("{path}.{key}"), "required key is missing (the workload to scale)"));
+        }
+        Some("") => problems.push(Problem::new(format!("{path}.{key}"), "must not be empty")),
+        _ => {}
+    }
+    (raw.kind, name.clone().unwrap_or_default())
+}
+
 fn target(
     mut raw: RawTarget,
+    kind: WorkloadKind,
+    workload: String,
     path: &str,
     daemon: &Daemon,
     sources: &BTreeMap<String, SourceSpec>,
     problems: &mut Vec<Problem>,
 ) -> Target {
     let mut problem = |key: &str, message: String| problems.push(Problem::new(format!("{path}.{key}"), message));
-    for (key, value) in [("name", &raw.name), ("namespace", &raw.namespace), ("deployment", &raw.deployment)] {
+    for (key, value) in [("name", &raw.name), ("namespace", &raw.namespace)] {
         if value.is_empty() {
             problem(key, "must not be empty".to_owned());
         }
@@ -199,19 +247,38 @@ fn target(
         objective,
     };
     let busy = busy_workers(&raw, path, sources, problems);
-    let spot = raw.spot.map(|s| spot::spot(s, &raw.deployment, &format!("{path}.spot"), problems));
+    statefulset_limits(&raw, path, problems);
+    let spot = raw.spot.map(|s| spot::spot(s, &workload, &format!("{path}.spot"), problems));
     let objective_slots = policy.objective.as_ref().map(|o| o.slots);
     let simulation =
         raw.simulation.map(|s| simulation::simulation(s, objective_slots, &format!("{path}.simulation"), problems));
-    Target {
-        name: raw.name,
-        namespace: raw.namespace,
-        deployment: raw.deployment,
-        interval,
-        policy,
-        spot,
-        busy,
-        simulation,
+    Target { name: raw.name, namespace: raw.namespace, kind, workload, interval, policy, spot, busy, simulation }
+}
+
+/// What a StatefulSet target cannot have, and why.
+fn statefulset_limits(raw: &RawTarget, path: &str, problems: &mut Vec<Problem>) {
+    if raw.kind != WorkloadKind::StatefulSet {
+        return;
+    }
+    if raw.spot.is_some() {
+        // The split moves replicas between the two workloads at every shift; a StatefulSet's
+        // pods are its ordinals, each with its own PersistentVolumeClaims (volumeClaimTemplates)
+        // and stable network name, and scaling one in strands that state on the old ordinals.
+        problems.push(Problem::new(
+            format!("{path}.spot"),
+            "a spot twin needs Deployments: a StatefulSet's pods are numbered, each with its own volumes and \
+             name, so replicas cannot move between it and a twin without stranding that state (scale spot \
+             and on-demand workers as two Deployments, or as two targets)",
+        ));
+    }
+    if raw.protect_busy_workers && !raw.busy_workers_floor {
+        // kubernetes pkg/controller/statefulset: scale-in removes the highest ordinal first, and
+        // pod-deletion-cost is read only by the ReplicaSet controller (KEP-2255).
+        problems.push(Problem::new(
+            format!("{path}.busy_workers_floor"),
+            "a StatefulSet removes its highest ordinals first and ignores pod-deletion-cost, so the floor is the \
+             only protection of its busy workers: leave busy_workers_floor = true, or protect_busy_workers off",
+        ));
     }
 }
 

@@ -126,13 +126,13 @@ The rules of the calls the daemon makes in its targets' namespaces (tests/rbac.r
 the same as deploy/rbac.yaml, which tests/helm.rs compares).
 */}}
 {{- define "queue-autoscaler.targetRules" -}}
-# Read each target's Deployment (replicas, pause annotations, pod selector).
+# Read each target's Deployment or StatefulSet (replicas, pause annotations, pod selector).
 - apiGroups: ["apps"]
-  resources: ["deployments"]
+  resources: ["deployments", "statefulsets"]
   verbs: ["get"]
-# Write replicas through the scale subresource (after a 409 the Deployment is read again).
+# Write replicas through the scale subresource (after a 409 the workload is read again).
 - apiGroups: ["apps"]
-  resources: ["deployments/scale"]
+  resources: ["deployments/scale", "statefulsets/scale"]
   verbs: ["patch"]
 # Spot health (watch the spot twin's pods); busy-aware scale-in (list pods, set deletion cost).
 - apiGroups: [""]
