@@ -87,13 +87,11 @@ pub struct Target {
 }
 
 /// The kinds of workload a target scales, both through their `scale` subresource.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum WorkloadKind {
     #[default]
-    #[serde(alias = "deployment")]
     Deployment,
     /// The official Airflow chart runs its Celery workers as one (`workers.persistence.enabled`).
-    #[serde(alias = "statefulset")]
     StatefulSet,
 }
 

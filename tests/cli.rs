@@ -142,7 +142,7 @@ async fn once_with_a_cluster_writes_and_prints_a_table() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let table = String::from_utf8_lossy(&out.stdout);
     // 100 / 16 → 7 wanted; from 2: max(2 + 4, 2 × 2) = 6.
-    assert!(table.contains("workers  data       worker      2        6        jobs=100 → 7 wanted, capped by scale-up policy pods=4/15s → 6"), "{table}");
+    assert!(table.contains("workers  data       deployment/worker  2        6        jobs=100 → 7 wanted, capped by scale-up policy pods=4/15s → 6"), "{table}");
     assert_eq!(api.replicas("data", "worker"), 6);
     let () = redis::cmd("DEL").arg(&queue).query_async(&mut redis).await.unwrap();
 }

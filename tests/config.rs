@@ -539,7 +539,12 @@ fn a_statefulset_target_is_named_by_its_own_key_and_its_kind_is_checked() {
     let found = problems(&MINIMAL.replace("deployment = \"worker\"\n", ""));
     assert!(found.iter().any(|p| p.contains("targets[0].deployment: required key is missing")), "{found:#?}");
     let found = problems(&MINIMAL.replace("deployment = \"worker\"", "kind = \"DaemonSet\"\ndeployment = \"worker\""));
-    assert!(found.iter().any(|p| p.contains("targets[0].kind") && p.contains("StatefulSet")), "{found:#?}");
+    assert!(
+        found
+            .iter()
+            .any(|p| p.ends_with("targets[0].kind: \"DaemonSet\" is not one of \"Deployment\", \"StatefulSet\"")),
+        "{found:#?}"
+    );
     let twice = format!(
         "{}{}",
         statefulset(""),

@@ -20,8 +20,9 @@ pub(super) struct RawTarget {
     name: String,
     #[serde(default = "default_namespace")]
     namespace: String,
+    /// "Deployment" or "StatefulSet" (checked in `workload`, to name the choices in the error).
     #[serde(default)]
-    kind: WorkloadKind,
+    kind: Option<String>,
     #[serde(default)]
     deployment: Option<String>,
     #[serde(default)]
@@ -157,13 +158,22 @@ fn kind_key(kind: WorkloadKind) -> &'static str {
 /// The workload's kind and name: `deployment = "…"`, or `kind = "StatefulSet"` with
 /// `statefulset = "…"`. The other kind's key is a mistake, said as such rather than ignored.
 fn workload(raw: &RawTarget, path: &str, problems: &mut Vec<Problem>) -> (WorkloadKind, String) {
-    let (name, other, other_key) = match raw.kind {
+    let kind = match raw.kind.as_deref() {
+        None | Some("Deployment") => WorkloadKind::Deployment,
+        Some("StatefulSet") => WorkloadKind::StatefulSet,
+        Some(other) => {
+            let message = format!("{other:?} is not one of \"Deployment\", \"StatefulSet\"");
+            problems.push(Problem::new(format!("{path}.kind"), message));
+            return (WorkloadKind::Deployment, raw.deployment.clone().unwrap_or_default());
+        }
+    };
+    let (name, other, other_key) = match kind {
         WorkloadKind::Deployment => (&raw.deployment, &raw.statefulset, "statefulset"),
         WorkloadKind::StatefulSet => (&raw.statefulset, &raw.deployment, "deployment"),
     };
-    let key = kind_key(raw.kind);
+    let key = kind_key(kind);
     if other.is_some() {
-        let message = match raw.kind {
+        let message = match kind {
             WorkloadKind::Deployment => {
                 "names a StatefulSet: add kind = \"StatefulSet\" (or name a Deployment with \
                                          deployment = \"…\")"
@@ -182,7 +192,7 @@ fn workload(raw: &RawTarget, path: &str, problems: &mut Vec<Problem>) -> (Worklo
         Some("") => problems.push(Problem::new(format!("{path}.{key}"), "must not be empty")),
         _ => {}
     }
-    (raw.kind, name.clone().unwrap_or_default())
+    (kind, name.clone().unwrap_or_default())
 }
 
 fn target(
@@ -247,7 +257,7 @@ fn target(
         objective,
     };
     let busy = busy_workers(&raw, path, sources, problems);
-    statefulset_limits(&raw, path, problems);
+    statefulset_limits(&raw, kind, path, problems);
     let spot = raw.spot.map(|s| spot::spot(s, &workload, &format!("{path}.spot"), problems));
     let objective_slots = policy.objective.as_ref().map(|o| o.slots);
     let simulation =
@@ -256,8 +266,8 @@ fn target(
 }
 
 /// What a StatefulSet target cannot have, and why.
-fn statefulset_limits(raw: &RawTarget, path: &str, problems: &mut Vec<Problem>) {
-    if raw.kind != WorkloadKind::StatefulSet {
+fn statefulset_limits(raw: &RawTarget, kind: WorkloadKind, path: &str, problems: &mut Vec<Problem>) {
+    if kind != WorkloadKind::StatefulSet {
         return;
     }
     if raw.spot.is_some() {
