@@ -403,6 +403,14 @@ mod tests {
         write_timeout: Duration::from_secs(10),
     };
 
+    /// Leadership with `fencing`, renewed by "a" with a write sent now (returned).
+    fn renewed_now(fencing: Fencing) -> (Arc<Leadership>, Instant) {
+        let leadership = Leadership::elected(fencing);
+        let sent = Instant::now();
+        leadership.renewed("a", sent);
+        (leadership, sent)
+    }
+
     #[test]
     fn leadership_lapses_after_the_renew_deadline() {
         // At given instants, so a busy machine cannot stretch the 50 ms between two asserts.
@@ -420,8 +428,7 @@ mod tests {
 
     #[test]
     fn leadership_needs_the_lease_to_name_this_replica() {
-        let leadership = Leadership::elected(fencing(Duration::from_secs(60)));
-        leadership.renewed("a", Instant::now());
+        let (leadership, _) = renewed_now(fencing(Duration::from_secs(60)));
         assert!(leadership.is_leader());
         leadership.saw(Some("b".to_owned()));
         assert!(!leadership.is_leader(), "another holder on the lease: no writes, whatever the local clock says");
@@ -431,9 +438,7 @@ mod tests {
 
     #[test]
     fn a_renewal_counts_from_when_it_was_sent() {
-        let leadership = Leadership::elected(fencing(Duration::from_millis(50)));
-        let sent = Instant::now();
-        leadership.renewed("a", sent);
+        let (leadership, sent) = renewed_now(fencing(Duration::from_millis(50)));
         let answered = sent + Duration::from_millis(60);
         assert!(!leadership.is_leader_at(answered), "an answer that came back after the deadline does not lead");
     }
@@ -442,9 +447,7 @@ mod tests {
     fn a_write_starts_only_while_it_would_land_before_the_lease_expires() {
         // Defaults: a write may take 10 s, the lease lasts 15 s from the renewal sent, so writes
         // stop 5 s after it, although the renew deadline (10 s) is further away.
-        let leadership = Leadership::elected(DEFAULTS);
-        let sent = Instant::now();
-        leadership.renewed("a", sent);
+        let (leadership, sent) = renewed_now(DEFAULTS);
         assert!(leadership.is_leader_at(sent + Duration::from_millis(4_999)));
         assert!(
             !leadership.is_leader_at(sent + Duration::from_secs(5)),
@@ -455,9 +458,7 @@ mod tests {
 
     #[test]
     fn the_margin_follows_a_reloaded_kube_timeout() {
-        let leadership = Leadership::elected(DEFAULTS);
-        let sent = Instant::now();
-        leadership.renewed("a", sent);
+        let (leadership, sent) = renewed_now(DEFAULTS);
         let at = sent + Duration::from_secs(3);
         assert!(leadership.is_leader_at(at));
         leadership.set_write_timeout(Duration::from_secs(12));
