@@ -134,6 +134,7 @@ fn role(leadership: &Leadership, details: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::k8s::lease::Fencing;
 
     #[test]
     fn the_stall_threshold_follows_a_reloaded_interval() {
@@ -145,7 +146,11 @@ mod tests {
 
     #[test]
     fn readyz_names_no_pod_unless_asked() {
-        let standby = Leadership::elected(Duration::from_secs(10));
+        let standby = Leadership::elected(Fencing {
+            lease_duration: Duration::from_secs(15),
+            renew_deadline: Duration::from_secs(10),
+            write_timeout: Duration::from_secs(10),
+        });
         assert_eq!(role(&standby, false), "standby");
         assert_eq!(role(&standby, true), "standby (no leader seen yet)");
         assert_eq!(role(&Leadership::always(), false), "leader (no leader election)");

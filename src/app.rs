@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 use crate::admin::{self, Health};
 use crate::config::Config;
 use crate::k8s::Kube;
-use crate::k8s::lease::{Elector, Leadership, LeaseSettings};
+use crate::k8s::lease::{Elector, Fencing, Leadership, LeaseSettings};
 use crate::k8s::spot::SpotWatcher;
 use crate::metrics::Metrics;
 use crate::source::{Shared, Source, SourceSpec};
@@ -91,7 +91,13 @@ impl App {
         // still elected: a reload that turns writing on starts the election, and until it wins
         // this replica does not write (issue #13: with `always()` both replicas wrote).
         let elected = config.daemon.leader_election.as_ref().filter(|_| kube.is_some());
-        let leadership = elected.map_or_else(Leadership::always, |e| Leadership::elected(e.renew_deadline));
+        let leadership = elected.map_or_else(Leadership::always, |e| {
+            Leadership::elected(Fencing {
+                lease_duration: e.lease_duration,
+                renew_deadline: e.renew_deadline,
+                write_timeout: config.daemon.kube_timeout,
+            })
+        });
         metrics.leader(leadership.is_leader());
         let mut app = App {
             config: config.clone(),
@@ -268,7 +274,10 @@ impl App {
         }
         if (old.field_manager != new.field_manager || old.kube_timeout != new.kube_timeout) && self.kube.is_some() {
             match Kube::connect(&new.field_manager, new.kube_timeout).await {
-                Ok(kube) => self.kube = Some(kube),
+                Ok(kube) => {
+                    self.kube = Some(kube);
+                    self.leadership.set_write_timeout(new.kube_timeout);
+                }
                 Err(error) => tracing::warn!(%error, "keeping the Kubernetes client: the new settings do not connect"),
             }
         }

@@ -1,77 +1,29 @@
 //! Busy-aware scale-in end to end: the real binary, a real Airflow task table on PostgreSQL, and
-//! the test API server's pods.
+//! the test API server's pods (`support::scenario::AirflowWorkers`).
 
 mod support;
 
 use std::time::Duration;
 
-use support::airflow::{Backend, Schema, TestDb};
-use support::apiserver::ApiServer;
-use support::daemon::{Daemon, cycles_pass, free_port, http_get, metric};
+use support::airflow::Schema;
+use support::daemon::{cycles_pass, free_port, http_get, metric};
 use support::eventually;
+use support::scenario::AirflowWorkers;
 
 const WAIT: Duration = Duration::from_secs(20);
 const COST: &str = "controller.kubernetes.io/pod-deletion-cost";
 
-/// Airflow tasks at 4 per worker (a small `worker_concurrency`), bounds [1, 10], HPA-like rate
-/// policies over 500 ms and no scale-down window, so the test runs in seconds.
-fn config(db_url: &str, busy_url: Option<&str>, port: u16) -> String {
-    let busy_source = busy_url.map_or(String::new(), |url| {
-        format!("\n[sources.busy]\nkind = \"airflow\"\nurl = \"{url}\"\ntimeout = \"1s\"\n")
-    });
-    let busy_key = if busy_url.is_some() { "busy_workers_source = \"busy\"\n" } else { "" };
-    format!(
-        r#"
-[daemon]
-interval = "1s"
-listen = "127.0.0.1:{port}"
-
-[sources.airflow]
-kind = "airflow"
-url = "{db_url}"
-{busy_source}
-[[targets]]
-name = "airflow-workers"
-namespace = "airflow"
-deployment = "worker"
-min_replicas = 1
-max_replicas = 10
-triggers = [{{ source = "airflow", per_replica = 4 }}]
-protect_busy_workers = true
-{busy_key}
-[targets.scale_up]
-policies = [{{ type = "pods", value = 4, period = "500ms" }}]
-
-[targets.scale_down]
-stabilization = "0s"
-policies = [{{ type = "percent", value = 100, period = "500ms" }}]
-"#
-    )
-}
-
-/// `worker-0` … `worker-{n-1}`, running, as the ReplicaSet would have them.
-fn pods(api: &ApiServer, n: usize) {
-    for i in 0..n {
-        api.put_pod("airflow", &format!("worker-{i}"), &[("app", "worker")], Some("node-1"), None);
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_scale_down_keeps_the_busy_workers_and_marks_them_costly() {
-    let db = TestDb::create(Backend::Postgres, "busy_e2e").await;
-    db.create_task_instance(Schema::V2_10).await;
-    let api = ApiServer::start().await;
-    api.add_deployment("airflow", "worker", 1);
-    pods(&api, 1);
-    let port = free_port();
-    let dir = tempfile::tempdir().unwrap();
-    let daemon = Daemon::start(&config(&db.url, None, port), &["run"], Some(&api.kubeconfig(dir.path())), &[]);
+    let workers = AirflowWorkers::new("busy_e2e", 1).await;
+    let (db, api, port) = (&workers.db, &workers.api, workers.port);
+    let daemon = workers.daemon(None);
 
     // 20 queued tasks → 5 workers.
     let queued: Vec<_> = (0..20).map(|_| (Some("queued"), Some("default"), None, None)).collect();
     db.insert(Schema::V2_10, &queued).await;
     eventually(WAIT, "the scale-up to 5", || (api.replicas("airflow", "worker") == 5).then_some(())).await;
-    pods(&api, 5);
+    workers.pods(5);
 
     // Everything finishes but two tasks, on worker-1 (by pod name) and worker-3 (by FQDN).
     db.execute_atomically(
@@ -105,20 +57,15 @@ async fn a_scale_down_keeps_the_busy_workers_and_marks_them_costly() {
     for write in api.scale_writes() {
         assert!(write.replicas >= 1, "{write:?}");
     }
-    db.drop_database().await;
+    workers.drop_database().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_scale_down_while_the_busy_workers_are_unknown() {
-    let db = TestDb::create(Backend::Postgres, "busy_unknown").await;
-    db.create_task_instance(Schema::V2_10).await;
-    let api = ApiServer::start().await;
-    api.add_deployment("airflow", "worker", 4);
-    pods(&api, 4);
+    let workers = AirflowWorkers::new("busy_unknown", 4).await;
+    let (api, port) = (&workers.api, workers.port);
     let dead = format!("postgres://airflow@127.0.0.1:{}/airflow", free_port());
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let daemon = Daemon::start(&config(&db.url, Some(&dead), port), &["run"], Some(&api.kubeconfig(dir.path())), &[]);
+    let daemon = workers.daemon(Some(&dead));
     // No tasks: 1 worker wanted, but which workers are busy cannot be learned.
     eventually(WAIT, "the held scale-down", || {
         daemon.log().contains("scale-down held: which workers are busy is unknown").then_some(())
@@ -127,5 +74,5 @@ async fn no_scale_down_while_the_busy_workers_are_unknown() {
     cycles_pass(port, 2).await;
     assert!(api.scale_writes().is_empty(), "{:?}", api.scale_writes());
     assert!(api.pod_patches().is_empty());
-    db.drop_database().await;
+    workers.drop_database().await;
 }

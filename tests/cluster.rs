@@ -77,7 +77,13 @@ async fn pair(name: &str) -> Pair {
     let ports = (free_port(), free_port());
     let start = |port, token: &str| {
         let kubeconfig = api.kubeconfig_with_token(dir.path(), token);
-        let config = config(&test_redis::url(), &queue, port, 10, &format!("admin_details = true\n{LEADER_ELECTION}"));
+        let config = config(
+            &test_redis::url(),
+            &queue,
+            port,
+            10,
+            &format!("admin_details = true\nkube_timeout = \"1s\"\n{LEADER_ELECTION}"),
+        );
         Daemon::start(
             &config,
             &["run"],

@@ -449,6 +449,23 @@ fn a_lease_shorter_than_a_second_and_a_timeout_under_a_millisecond_are_rejected(
 }
 
 #[test]
+fn a_kube_timeout_as_long_as_the_lease_is_rejected_and_the_defaults_leave_a_margin() {
+    let election = |daemon: &str| format!("[daemon]\n{daemon}\n[daemon.leader_election]\nenabled = true\n{MINIMAL}");
+    assert_eq!(
+        problems(&election("kube_timeout = \"15s\"")),
+        vec![
+            "line 2: daemon.kube_timeout: must be shorter than daemon.leader_election.lease_duration (15s): a write may land \
+             kube_timeout after it starts, so the leader would never write; lower kube_timeout or raise lease_duration"
+        ]
+    );
+    let defaults = parse(&election("")).expect("the default kube_timeout under the default lease");
+    let lease = defaults.daemon.leader_election.expect("enabled");
+    let margin = lease.lease_duration - defaults.daemon.kube_timeout;
+    assert!(margin > lease.retry_period.mul_f64(1.2), "a leader can write between two renewals: {margin:?}");
+    assert!(parse(&format!("[daemon]\nkube_timeout = \"15s\"\n{MINIMAL}")).is_ok(), "no election, no margin");
+}
+
+#[test]
 fn a_config_needs_a_target() {
     let text = MINIMAL.split("[[targets]]").next().unwrap_or_default();
     assert_eq!(problems(text), vec!["targets: needs at least one [[targets]] entry"]);

@@ -7,16 +7,24 @@
 
 mod support;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use serde_json::json;
+use support::airflow::Schema;
 use support::apiserver::{Calls, Change, Request};
-use support::daemon::{Daemon, LEADER_ELECTION, cycles_pass, free_port, swap_config};
+use support::daemon::{Daemon, LEADER_ELECTION, cycles, cycles_pass, free_port, http_get, swap_config};
 use support::eventually;
-use support::redis as test_redis;
-use support::scenario::Scenario;
+use support::redis::{self as test_redis, PrivateRedis};
+use support::scenario::{AirflowWorkers, Scenario};
 
 const WAIT: Duration = Duration::from_secs(20);
 const PAUSED: &str = "queue-autoscaler.io/paused";
+const COST: &str = "controller.kubernetes.io/pod-deletion-cost";
+/// `LEADER_ELECTION`'s lease: another replica may take over this long after the last renewal.
+const LEASE: Duration = Duration::from_secs(3);
+/// A recovery is due within one interval (1 s) and one poll's timeout (1 s) of the fault
+/// clearing, with a second to spare on a loaded machine.
+const RECOVERY: Duration = Duration::from_secs(3);
 
 /// One Celery source on `queue`, one target on data/worker (10 per replica, `min`..=10), 1 s
 /// polls and 1 s Kubernetes timeout; `extra` is appended (a [targets.scale_down], a daemon key
@@ -98,6 +106,39 @@ impl Setup {
     async fn cycles(&self, n: u64) {
         cycles_pass(self.port, n).await;
     }
+
+    /// The daemon with its source on `redis_url` instead of the shared Redis.
+    fn daemon_on(&self, redis_url: &str, min: u32, extra: &str) -> Daemon {
+        let config = config(&self.queue, self.port, min, "", extra).replace(&test_redis::url(), redis_url);
+        Daemon::start(&config, &["run"], Some(&self.api.kubeconfig(self.dir.path())), &[("RUST_LOG", "info")])
+    }
+
+    /// For `n` cycles, someone keeps setting data/worker back to 1 (and calls `meanwhile`), so
+    /// that a leader wants to write at every cycle.
+    async fn set_back_for(&self, n: u64, mut meanwhile: impl FnMut()) {
+        let until = cycles(self.port).unwrap_or(0) + n;
+        let deadline = Instant::now() + WAIT + Duration::from_secs(n);
+        while cycles(self.port).unwrap_or(0) < until {
+            assert!(Instant::now() < deadline, "timed out waiting for {n} cycles");
+            self.api.set_replicas("data", "worker", 1);
+            meanwhile();
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    }
+
+    /// Scale writes that reached the server after `instant`.
+    fn scale_writes_after(&self, instant: Instant) -> Vec<Request> {
+        let writes = self.api.requests_to(&Calls::patch("deployments/scale").of("worker"));
+        writes.into_iter().filter(|r| r.at > instant).collect()
+    }
+}
+
+/// The sum of the series of the counter `name` on the daemon's `/metrics` whose labels contain
+/// `labels`.
+fn counted(port: u16, name: &str, labels: &str) -> f64 {
+    let (_, page) = http_get(port, "/metrics").expect("metrics");
+    let series = page.lines().filter(|l| l.starts_with(&format!("{name}{{")) && l.contains(labels));
+    series.filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok()).sum()
 }
 
 /// `GET worker 200`, `PATCH worker/scale 409 replicas=3`.
@@ -308,4 +349,190 @@ async fn sigterm_mid_write_releases_the_lease_only_after_the_cycle_ends() {
         daemon.log()
     );
     setup.drain().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_event_writes_leave_the_rescales_standing() {
+    let mut setup = Setup::new("faults-event-fail", 1).await;
+    // The first rescale's Event is answered 500, the second's 429.
+    setup.api.next(1, Calls::create("events")).fail(500);
+    setup.api.next(1, Calls::create("events")).throttle(Duration::from_secs(1));
+    setup.push(30).await;
+    let daemon = setup.daemon(1, "", "");
+    eventually(WAIT, "a scale-up to 3", || setup.replicas_are(3)).await;
+    setup.push(20).await;
+    eventually(WAIT, "a scale-up to 5", || setup.replicas_are(5)).await;
+    setup.cycles(3).await;
+    assert_eq!(setup.written(), [3, 5], "each rescale written once, none undone or repeated; log:\n{}", daemon.log());
+    let events: Vec<u16> = setup.api.requests_to(&Calls::create("events")).iter().map(|r| r.status).collect();
+    assert_eq!(events, [500, 429], "one Event per rescale, not sent again");
+    assert_eq!(daemon.log().matches("could not record the Event").count(), 2, "log:\n{}", daemon.log());
+    // Both answers are API errors; a read timing out on a loaded machine would count as transport.
+    let errors = counted(setup.port, "queue_autoscaler_target_errors_total", "error=\"api\"");
+    assert_eq!(errors, 2.0, "both failures counted; log:\n{}", daemon.log());
+    setup.drain().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_pod_list_holds_the_scale_down_of_a_protected_target() {
+    // At 4 with no tasks: 1 wanted, but which pods are busy cannot be learned.
+    let workers = AirflowWorkers::new("faults_pod_list", 4).await;
+    workers.api.every(Calls::list("pods")).fail(500);
+    let daemon = workers.daemon(None);
+    eventually(WAIT, "the held scale-down", || {
+        daemon.log().contains("scale-down held: which workers are busy is unknown").then_some(())
+    })
+    .await;
+    cycles_pass(workers.port, 2).await;
+    assert!(workers.api.scale_writes().is_empty(), "{:?}; log:\n{}", workers.api.scale_writes(), daemon.log());
+    assert!(workers.api.pod_patches().is_empty());
+    let errors = counted(workers.port, "queue_autoscaler_target_errors_total", "error=\"api\"");
+    assert!(errors >= 2.0, "each failed list counted: {errors}");
+    workers.api.clear_faults();
+    eventually(RECOVERY, "the scale-down once pods can be listed", || workers.replicas_are(1)).await;
+    assert_eq!(workers.api.scale_writes().iter().map(|w| w.replicas).collect::<Vec<_>>(), [1]);
+    workers.drop_database().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_deletion_cost_holds_the_scale_down_until_it_is_set() {
+    // At 5, two tasks running on worker-1 and worker-3: 1 wanted, the busy floor keeps 2.
+    let workers = AirflowWorkers::new("faults_cost", 5).await;
+    let running = [
+        (Some("running"), Some("default"), None, Some("worker-1")),
+        (Some("running"), Some("default"), None, Some("worker-3")),
+    ];
+    workers.db.insert(Schema::V2_10, &running).await;
+    workers.api.next(1, Calls::patch("pods").of("worker-1")).fail(500);
+    let daemon = workers.daemon(None);
+    eventually(WAIT, "the scale-down to the busy pods", || workers.replicas_are(2)).await;
+    // The ReplicaSet would remove worker-1 with its task if the scale-down went ahead while
+    // worker-1 still cost 0: the write waits for the cost.
+    let calls: Vec<String> = workers
+        .api
+        .requests()
+        .iter()
+        .filter(|r| r.is(&Calls::patch("pods")) || r.is(&Calls::patch("deployments/scale")))
+        .map(describe)
+        .collect();
+    assert_eq!(
+        calls,
+        strings(&[
+            "PATCH worker-1 500",
+            "PATCH worker-3 200",
+            "PATCH worker-1 200",
+            "PATCH worker/scale 200 replicas=2"
+        ]),
+        "log:\n{}",
+        daemon.log()
+    );
+    assert_eq!(workers.api.pod_annotations("airflow", "worker-1")[COST], "1000");
+    assert_eq!(workers.api.pod_annotations("airflow", "worker-3")[COST], "1000");
+    assert!(daemon.log().contains("could not set the pod deletion cost"), "log:\n{}", daemon.log());
+    workers.drop_database().await;
+}
+
+/// A leader at 3 whose Lease calls then meet `fault`: it writes nothing once the lease could
+/// have passed to another replica (no renewal within `renew_deadline`, 2 s, and a write landing
+/// within `kube_timeout`, 1 s), and writes again once it can renew.
+async fn a_leader_stops_writing_when(name: &str, fault: impl FnOnce(&Setup)) {
+    let mut setup = Setup::new(name, 1).await;
+    setup.push(30).await;
+    let daemon = setup.daemon(1, LEADER_ELECTION, "");
+    eventually(WAIT, "the leader's scale-up", || setup.replicas_are(3)).await;
+    let faulted = Instant::now();
+    fault(&setup);
+    setup.set_back_for(6, || {}).await;
+    assert!(daemon.log().contains("lost the lease"), "log:\n{}", daemon.log());
+    let late = setup.scale_writes_after(faulted + LEASE);
+    assert!(late.is_empty(), "written without the lease: {late:?}; log:\n{}", daemon.log());
+    setup.api.clear_faults();
+    eventually(WAIT, "the writes once the lease is renewed again", || setup.replicas_are(3)).await;
+    setup.drain().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_whose_lease_reads_fail_stops_writing_within_the_renew_deadline() {
+    a_leader_stops_writing_when("faults-lease-get", |setup| setup.api.every(Calls::get("leases")).fail(500)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_whose_lease_writes_time_out_stops_writing_within_the_renew_deadline() {
+    // Taken at once but answered after the 1 s kube_timeout: the renewal cannot be counted.
+    let slow = |setup: &Setup| setup.api.every(Calls::update("leases")).answer_after(Duration::from_secs(3));
+    a_leader_stops_writing_when("faults-lease-put", slow).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_taken_by_another_holder_stops_the_writes_at_once() {
+    let mut setup = Setup::new("faults-lease-taken", 1).await;
+    setup.push(30).await;
+    let daemon = setup.daemon(1, LEADER_ELECTION, "");
+    eventually(WAIT, "the leader's scale-up", || setup.replicas_are(3)).await;
+    // Another identity takes the Lease and keeps renewing it.
+    let taken = Instant::now();
+    let mut renewals = 0;
+    let mut renew = || {
+        renewals += 1;
+        let renew_time = format!("2026-12-04T10:00:{:02}.000000Z", renewals % 60);
+        let spec = json!({ "spec": { "holderIdentity": "intruder", "renewTime": renew_time } });
+        setup.api.change_lease("ops", "queue-autoscaler", Change::merge(spec));
+    };
+    renew();
+    setup.set_back_for(5, renew).await;
+    // The daemon sees the intruder when its next read of the Lease is answered; a write it had
+    // started just before arrives within milliseconds (100 ms allowed for a loaded machine).
+    let reads = setup.api.requests_to(&Calls::get("leases"));
+    let read = reads.iter().find(|r| r.at > taken).expect("the daemon reads the Lease");
+    let seen = read.at + read.answered_after + Duration::from_millis(100);
+    let late = setup.scale_writes_after(seen);
+    assert!(late.is_empty(), "written after the intruder was seen: {late:?}; log:\n{}", daemon.log());
+    let renewed = setup.api.requests_to(&Calls::update("leases"));
+    assert!(renewed.iter().all(|r| r.at < taken || !r.succeeded()), "the intruder's valid lease is respected");
+    let holder = &setup.api.lease("ops", "queue-autoscaler").expect("the Lease")["spec"]["holderIdentity"];
+    assert_eq!(holder, "intruder");
+    setup.drain().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_slower_than_its_timeout_never_scales_down_and_recovers() {
+    // At 6 with an empty queue on a Redis that hangs: 1 would be wanted, if it were known.
+    let setup = Setup::new("faults-source-slow", 6).await;
+    let redis = PrivateRedis::start(free_port(), &[]);
+    let url = format!("redis://127.0.0.1:{}/0", redis.port);
+    redis.pause();
+    let daemon = setup.daemon_on(&url, 1, NO_WINDOW);
+    setup.cycles(3).await;
+    assert!(setup.api.scale_writes().is_empty(), "{:?}; log:\n{}", setup.api.scale_writes(), daemon.log());
+    let errors = counted(setup.port, "queue_autoscaler_source_errors_total", "source=\"jobs\"");
+    assert!(errors >= 3.0, "each timed-out poll counted: {errors}; log:\n{}", daemon.log());
+    assert!(daemon.log().contains("timed out"), "log:\n{}", daemon.log());
+    redis.resume();
+    eventually(RECOVERY, "the scale-down once Redis answers", || setup.replicas_are(1)).await;
+
+    // Hanging again, on the connection now open: someone sets 4, which stays while unknown.
+    redis.pause();
+    setup.api.set_replicas("data", "worker", 4);
+    setup.cycles(3).await;
+    assert_eq!(setup.written(), [1], "log:\n{}", daemon.log());
+    let again = counted(setup.port, "queue_autoscaler_source_errors_total", "source=\"jobs\"");
+    assert!(again >= errors + 3.0, "the polls on the hung connection counted: {again}; log:\n{}", daemon.log());
+    redis.resume();
+    eventually(RECOVERY, "the scale-down once Redis answers again", || setup.replicas_are(1)).await;
+    assert_eq!(setup.written(), [1, 1]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_answering_garbage_never_scales_down_and_recovers() {
+    // At 6, the queue's key is a string: LLEN answers WRONGTYPE, nothing says the queue is empty.
+    let mut setup = Setup::new("faults-source-garbage", 6).await;
+    let () = redis::cmd("SET").arg(&setup.queue).arg("garbage").query_async(&mut setup.scenario.redis).await.unwrap();
+    let daemon = setup.daemon(1, "", NO_WINDOW);
+    setup.cycles(3).await;
+    assert!(setup.api.scale_writes().is_empty(), "{:?}; log:\n{}", setup.api.scale_writes(), daemon.log());
+    let errors = counted(setup.port, "queue_autoscaler_source_errors_total", "source=\"jobs\"");
+    assert!(errors >= 3.0, "each failed poll counted: {errors}; log:\n{}", daemon.log());
+    setup.drain().await;
+    eventually(RECOVERY, "the scale-down once the queue reads empty", || setup.replicas_are(1)).await;
+    assert_eq!(setup.written(), [1]);
 }

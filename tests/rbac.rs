@@ -172,6 +172,7 @@ policies = [{ type = "percent", value = 100, period = "500ms" }]
 [daemon]
 interval = "1s"
 listen = "127.0.0.1:{port}"
+kube_timeout = "1s"
 
 [daemon.leader_election]
 enabled = true

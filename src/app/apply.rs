@@ -2,12 +2,13 @@
 //! version read as its precondition, then the Events. Each outcome is one internal event, which
 //! records its log line and its metric together.
 
-use super::events::{CostNotSet, EventNotRecorded, InternalEvent, Rescaled, ScaleWriteFailed, Standby};
+use super::events::{CostNotSet, EventNotRecorded, InternalEvent, Rescaled, ScaleDownHeld, ScaleWriteFailed, Standby};
 use super::plan::{EventRecord, Plan, ScaleWrite};
 use super::target::TargetState;
 use crate::k8s::lease::Leadership;
 use crate::k8s::{Kube, KubeError};
 use crate::metrics::Metrics;
+use crate::policy::Reason;
 
 /// What writes go through.
 pub(super) struct Writer<'a> {
@@ -41,6 +42,7 @@ impl Writer<'_> {
     pub(super) async fn apply(&self, target: &TargetState, plan: &Plan) -> Applied {
         let mut applied = Applied::default();
         let Some(kube) = self.kube.filter(|_| !self.dry_run) else { return applied };
+        let mut costs_set = true;
         for cost in &plan.costs {
             if !self.may_write(target) {
                 return applied;
@@ -48,9 +50,19 @@ impl Writer<'_> {
             if let Err(error) = kube.set_deletion_cost(&target.spec.namespace, &cost.pod, cost.cost).await {
                 CostNotSet { target: &target.labels, name: &target.spec.name, pod: &cost.pod, error: &error }
                     .emit(self.metrics);
+                costs_set = false;
             }
         }
+        // Without the costs the ReplicaSet may pick a busy pod: the scale-downs wait for the next
+        // cycle, which sets them again (issue #13). An operator's bound still wins, as over the
+        // busy floor (`plan::busy::floor_applies`).
+        let set_by_operator =
+            matches!(plan.decision.reason, Reason::OutOfBounds { .. } | Reason::PausedReplicas { .. });
         for write in &plan.writes {
+            if !costs_set && write.to < write.from && !set_by_operator {
+                ScaleDownHeld { name: &target.spec.name, write }.emit(self.metrics);
+                continue;
+            }
             match self.write(kube, target, plan, write).await {
                 Outcome::Written => applied.writes += 1,
                 Outcome::Skipped => {}

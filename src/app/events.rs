@@ -147,7 +147,7 @@ impl InternalEvent for Replanned<'_> {
     }
 }
 
-/// A pod's deletion cost could not be set (best effort: only the preference is lost).
+/// A pod's deletion cost could not be set: the plan's scale-downs wait for the next cycle.
 pub(super) struct CostNotSet<'a> {
     pub(super) target: &'a TargetLabels,
     pub(super) name: &'a str,
@@ -159,6 +159,19 @@ impl InternalEvent for CostNotSet<'_> {
     fn emit(self, metrics: &Metrics) {
         metrics.target_failed(self.target, self.error.label());
         tracing::warn!(target = %self.name, pod = %self.pod, error = %self.error, "could not set the pod deletion cost");
+    }
+}
+
+/// A scale-down not sent because a deletion cost it relies on could not be set.
+pub(super) struct ScaleDownHeld<'a> {
+    pub(super) name: &'a str,
+    pub(super) write: &'a ScaleWrite,
+}
+
+impl InternalEvent for ScaleDownHeld<'_> {
+    fn emit(self, _metrics: &Metrics) {
+        let (name, deployment, from, to) = (self.name, &self.write.deployment, self.write.from, self.write.to);
+        tracing::warn!(target = %name, %deployment, from, to, "scale-down held: a pod's deletion cost is not set; the next cycle tries again");
     }
 }
 

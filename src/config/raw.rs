@@ -208,6 +208,19 @@ fn daemon(raw: RawDaemon, env: &HashMap<String, String>, problems: &mut Vec<Prob
         problems.push(Problem::new("daemon.field_manager", "must be 1 to 128 printable characters"));
     }
     check_duration(raw.config_check_interval.0, SECOND, LONGEST_INTERVAL, "daemon.config_check_interval", problems);
+    let leader_election = leader_election(raw.leader_election, env, problems);
+    if let Some(election) = leader_election.as_ref().filter(|e| raw.kube_timeout.0 >= e.lease_duration) {
+        // The leader starts a write only if it would land, at its slowest, before the lease
+        // could expire for the others (k8s::lease::Leadership): with this bound it never would.
+        problems.push(Problem::new(
+            "daemon.kube_timeout",
+            format!(
+                "must be shorter than daemon.leader_election.lease_duration ({}): a write may land kube_timeout after \
+                 it starts, so the leader would never write; lower kube_timeout or raise lease_duration",
+                humantime::format_duration(election.lease_duration)
+            ),
+        ));
+    }
     Daemon {
         interval: raw.interval.0,
         listen,
@@ -215,7 +228,7 @@ fn daemon(raw: RawDaemon, env: &HashMap<String, String>, problems: &mut Vec<Prob
         dry_run: raw.dry_run,
         kube_timeout: raw.kube_timeout.0,
         config_check_interval: raw.config_check_interval.0,
-        leader_election: leader_election(raw.leader_election, env, problems),
+        leader_election,
         admin_details: raw.admin_details,
     }
 }

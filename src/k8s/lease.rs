@@ -6,6 +6,8 @@
 //! - writes are PUTs carrying the `resourceVersion` read, so two candidates cannot both win;
 //! - a leader that has not renewed within `renew_deadline` stops writing at once, before any
 //!   other replica may take over (`lease_duration` > `renew_deadline`);
+//! - a write starts only while it would land, even at its longest (`kube_timeout`), before the
+//!   lease could expire for the other replicas: the safe margin;
 //! - on shutdown the leader releases the lease so that a standby takes over without waiting.
 
 use std::sync::{Arc, Mutex};
@@ -35,15 +37,25 @@ pub struct LeaseSettings {
     pub retry_period: Duration,
 }
 
+/// The timings that fence writes: the lease's, and how long a write may take to land.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fencing {
+    pub lease_duration: Duration,
+    pub renew_deadline: Duration,
+    /// The bound on one Kubernetes request (`daemon.kube_timeout`): a write started now lands
+    /// at the latest this much later.
+    pub write_timeout: Duration,
+}
+
 /// Whether this replica may write now. Shared by the elector and the writers.
 pub struct Leadership {
-    /// `None`: no election, always the leader.
-    renew_deadline: Option<Duration>,
     state: Mutex<State>,
 }
 
 #[derive(Default)]
 struct State {
+    /// `None`: no election, always the leader.
+    fencing: Option<Fencing>,
     /// When the last successful write of the lease by this replica was sent.
     renewed: Option<Instant>,
     holder: Option<String>,
@@ -54,37 +66,45 @@ struct State {
 impl Leadership {
     /// Without leader election: this replica always writes.
     pub fn always() -> Arc<Leadership> {
-        Arc::new(Leadership { renew_deadline: None, state: Mutex::default() })
+        Arc::new(Leadership { state: Mutex::default() })
     }
 
-    pub fn elected(renew_deadline: Duration) -> Arc<Leadership> {
-        Arc::new(Leadership { renew_deadline: Some(renew_deadline), state: Mutex::default() })
+    /// With leader election: a writer until the first renewal.
+    pub fn elected(fencing: Fencing) -> Arc<Leadership> {
+        Arc::new(Leadership { state: Mutex::new(State { fencing: Some(fencing), ..State::default() }) })
+    }
+
+    /// A reload changed `daemon.kube_timeout`: the margin follows the new bound.
+    pub fn set_write_timeout(&self, write_timeout: Duration) {
+        if let Some(fencing) = self.lock().fencing.as_mut() {
+            fencing.write_timeout = write_timeout;
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        // The state is two plain fields, valid whatever a panicking holder left.
+        // The state is plain fields, valid whatever a panicking holder left.
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Whether this replica holds the lease now: renewed within the renew deadline, by the
-    /// local clock. Checked right before every write.
+    /// Whether this replica holds the lease now and a write started now would land before the
+    /// lease could expire elsewhere. Checked right before every write.
     pub fn is_leader(&self) -> bool {
         self.is_leader_at(Instant::now())
     }
 
     /// [`Leadership::is_leader`] at the instant `now`.
     fn is_leader_at(&self, now: Instant) -> bool {
-        match self.renew_deadline {
-            None => true,
-            Some(deadline) => {
-                // client-go's fencing: the holder seen on the lease must be this replica, and the
-                // last renewal (timed from when it was sent) recent enough.
-                let state = self.lock();
-                state.me.is_some()
-                    && state.holder == state.me
-                    && state.renewed.is_some_and(|at| now.saturating_duration_since(at) < deadline)
-            }
-        }
+        let state = self.lock();
+        let Some(fencing) = state.fencing else { return true };
+        // client-go's fencing: the holder seen on the lease must be this replica, and the last
+        // renewal (timed from when it was sent) recent enough. Then the safe margin: the other
+        // replicas count `lease_duration` from no earlier than that send, so a write must land,
+        // at its slowest, before then.
+        let fresh = state.renewed.is_some_and(|at| {
+            let since = now.saturating_duration_since(at);
+            since < fencing.renew_deadline && since.saturating_add(fencing.write_timeout) < fencing.lease_duration
+        });
+        state.me.is_some() && state.holder == state.me && fresh
     }
 
     /// The holder last seen on the lease (this replica's identity while it leads).
@@ -93,7 +113,7 @@ impl Leadership {
     }
 
     pub fn is_elected(&self) -> bool {
-        self.renew_deadline.is_some()
+        self.lock().fencing.is_some()
     }
 
     /// A write of the lease sent at `sent` succeeded.
@@ -371,10 +391,30 @@ mod tests {
         assert_eq!((fresh.lease_transitions, fresh.lease_duration_seconds), (Some(0), Some(15)));
     }
 
+    /// Fencing with the renew deadline as the binding limit: a write takes at most 10 ms.
+    fn fencing(renew_deadline: Duration) -> Fencing {
+        Fencing { lease_duration: renew_deadline * 2, renew_deadline, write_timeout: Duration::from_millis(10) }
+    }
+
+    /// client-go's defaults with this daemon's default `kube_timeout`.
+    const DEFAULTS: Fencing = Fencing {
+        lease_duration: Duration::from_secs(15),
+        renew_deadline: Duration::from_secs(10),
+        write_timeout: Duration::from_secs(10),
+    };
+
+    /// Leadership with `fencing`, renewed by "a" with a write sent now (returned).
+    fn renewed_now(fencing: Fencing) -> (Arc<Leadership>, Instant) {
+        let leadership = Leadership::elected(fencing);
+        let sent = Instant::now();
+        leadership.renewed("a", sent);
+        (leadership, sent)
+    }
+
     #[test]
     fn leadership_lapses_after_the_renew_deadline() {
         // At given instants, so a busy machine cannot stretch the 50 ms between two asserts.
-        let leadership = Leadership::elected(Duration::from_millis(50));
+        let leadership = Leadership::elected(fencing(Duration::from_millis(50)));
         assert!(!leadership.is_leader());
         let sent = Instant::now();
         leadership.renewed("a", sent);
@@ -388,8 +428,7 @@ mod tests {
 
     #[test]
     fn leadership_needs_the_lease_to_name_this_replica() {
-        let leadership = Leadership::elected(Duration::from_secs(60));
-        leadership.renewed("a", Instant::now());
+        let (leadership, _) = renewed_now(fencing(Duration::from_secs(60)));
         assert!(leadership.is_leader());
         leadership.saw(Some("b".to_owned()));
         assert!(!leadership.is_leader(), "another holder on the lease: no writes, whatever the local clock says");
@@ -399,10 +438,35 @@ mod tests {
 
     #[test]
     fn a_renewal_counts_from_when_it_was_sent() {
-        let leadership = Leadership::elected(Duration::from_millis(50));
-        let sent = Instant::now();
-        leadership.renewed("a", sent);
+        let (leadership, sent) = renewed_now(fencing(Duration::from_millis(50)));
         let answered = sent + Duration::from_millis(60);
         assert!(!leadership.is_leader_at(answered), "an answer that came back after the deadline does not lead");
+    }
+
+    #[test]
+    fn a_write_starts_only_while_it_would_land_before_the_lease_expires() {
+        // Defaults: a write may take 10 s, the lease lasts 15 s from the renewal sent, so writes
+        // stop 5 s after it, although the renew deadline (10 s) is further away.
+        let (leadership, sent) = renewed_now(DEFAULTS);
+        assert!(leadership.is_leader_at(sent + Duration::from_millis(4_999)));
+        assert!(
+            !leadership.is_leader_at(sent + Duration::from_secs(5)),
+            "a write started now could land when the lease has expired for the other replicas"
+        );
+        assert!(!leadership.is_leader_at(sent + Duration::from_secs(9)), "within the renew deadline, past the margin");
+    }
+
+    #[test]
+    fn the_margin_follows_a_reloaded_kube_timeout() {
+        let (leadership, sent) = renewed_now(DEFAULTS);
+        let at = sent + Duration::from_secs(3);
+        assert!(leadership.is_leader_at(at));
+        leadership.set_write_timeout(Duration::from_secs(12));
+        assert!(!leadership.is_leader_at(at), "3 s + 12 s reaches the 15 s lease");
+        leadership.set_write_timeout(Duration::from_secs(15));
+        assert!(!leadership.is_leader_at(sent), "a write as long as the lease can never start");
+        let always = Leadership::always();
+        always.set_write_timeout(Duration::from_secs(60));
+        assert!(always.is_leader(), "without election the timeout does not matter");
     }
 }

@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 pub const BIN: &str = env!("CARGO_BIN_EXE_queue-autoscaler");
 
 /// Leader election on the Lease `ops/queue-autoscaler`, with timings short enough for tests; the
-/// last section of a `[daemon]` (keys after it belong to it).
+/// last section of a `[daemon]` (keys after it belong to it), which needs a `kube_timeout` under
+/// the 3 s lease (`kube_timeout = "1s"`).
 pub const LEADER_ELECTION: &str = r#"
 [daemon.leader_election]
 enabled = true

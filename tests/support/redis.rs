@@ -94,6 +94,24 @@ impl PrivateRedis {
     }
 }
 
+impl PrivateRedis {
+    /// A Redis that hangs (SIGSTOP): the kernel still accepts connections, nothing is answered.
+    pub fn pause(&self) {
+        self.signal("STOP");
+    }
+
+    /// Answers again (SIGCONT), the requests that waited included.
+    pub fn resume(&self) {
+        self.signal("CONT");
+    }
+
+    fn signal(&self, name: &str) {
+        let pid = self.child.id().to_string();
+        let status = std::process::Command::new("kill").args([&format!("-{name}"), &pid]).status().expect("kill");
+        assert!(status.success(), "kill -{name} {pid}");
+    }
+}
+
 impl Drop for PrivateRedis {
     fn drop(&mut self) {
         let _ = self.child.kill();

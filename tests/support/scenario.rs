@@ -1,9 +1,12 @@
 //! What the end-to-end and fault tests start from: a queue of their own on the real Redis, and a
-//! test API server with the Deployment `data/worker`.
+//! test API server with the Deployment `data/worker`; or, for busy-aware scale-in, an Airflow task
+//! table of their own and `airflow/worker` with its pods.
 
 use redis::aio::MultiplexedConnection;
 
+use super::airflow::{Backend, Schema, TestDb};
 use super::apiserver::ApiServer;
+use super::daemon::{Daemon, free_port};
 use super::redis::{self as test_redis, push};
 use super::unique;
 
@@ -39,4 +42,85 @@ impl Scenario {
     pub fn written(&self) -> Vec<i64> {
         self.api.scale_writes().iter().map(|w| w.replicas).collect()
     }
+}
+
+/// Busy-aware scale-in on Airflow: a task table of its own on PostgreSQL, and `airflow/worker`
+/// with as many running pods as replicas.
+pub struct AirflowWorkers {
+    pub db: TestDb,
+    pub api: ApiServer,
+    /// The daemon's admin port.
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+}
+
+impl AirflowWorkers {
+    pub async fn new(name: &str, replicas: usize) -> AirflowWorkers {
+        let db = TestDb::create(Backend::Postgres, name).await;
+        db.create_task_instance(Schema::V2_10).await;
+        let api = ApiServer::start().await;
+        api.add_deployment("airflow", "worker", i64::try_from(replicas).unwrap());
+        let workers = AirflowWorkers { db, api, port: free_port(), dir: tempfile::tempdir().unwrap() };
+        workers.pods(replicas);
+        workers
+    }
+
+    /// `worker-0` … `worker-{n-1}`, running, as the ReplicaSet would have them.
+    pub fn pods(&self, n: usize) {
+        for i in 0..n {
+            self.api.put_pod("airflow", &format!("worker-{i}"), &[("app", "worker")], Some("node-1"), None);
+        }
+    }
+
+    /// The daemon on [`busy_config`], asking `busy_url` (else the task table's own source) which
+    /// workers are busy.
+    pub fn daemon(&self, busy_url: Option<&str>) -> Daemon {
+        let config = busy_config(&self.db.url, busy_url, self.port);
+        Daemon::start(&config, &["run"], Some(&self.api.kubeconfig(self.dir.path())), &[])
+    }
+
+    /// The `airflow/worker` replicas, when they are `n`.
+    pub fn replicas_are(&self, n: i64) -> Option<()> {
+        (self.api.replicas("airflow", "worker") == n).then_some(())
+    }
+
+    pub async fn drop_database(self) {
+        self.db.drop_database().await;
+    }
+}
+
+/// Airflow tasks at 4 per worker (a small `worker_concurrency`), bounds [1, 10], HPA-like rate
+/// policies over 500 ms and no scale-down window, so the test runs in seconds.
+fn busy_config(db_url: &str, busy_url: Option<&str>, port: u16) -> String {
+    let busy_source = busy_url.map_or(String::new(), |url| {
+        format!("\n[sources.busy]\nkind = \"airflow\"\nurl = \"{url}\"\ntimeout = \"1s\"\n")
+    });
+    let busy_key = if busy_url.is_some() { "busy_workers_source = \"busy\"\n" } else { "" };
+    format!(
+        r#"
+[daemon]
+interval = "1s"
+listen = "127.0.0.1:{port}"
+
+[sources.airflow]
+kind = "airflow"
+url = "{db_url}"
+{busy_source}
+[[targets]]
+name = "airflow-workers"
+namespace = "airflow"
+deployment = "worker"
+min_replicas = 1
+max_replicas = 10
+triggers = [{{ source = "airflow", per_replica = 4 }}]
+protect_busy_workers = true
+{busy_key}
+[targets.scale_up]
+policies = [{{ type = "pods", value = 4, period = "500ms" }}]
+
+[targets.scale_down]
+stabilization = "0s"
+policies = [{{ type = "percent", value = 100, period = "500ms" }}]
+"#
+    )
 }
