@@ -3,12 +3,11 @@
 //! records its log line and its metric together.
 
 use super::events::{CostNotSet, EventNotRecorded, InternalEvent, Rescaled, ScaleDownHeld, ScaleWriteFailed, Standby};
-use super::plan::{EventRecord, Plan, ScaleWrite};
+use super::plan::{EventRecord, Plan, ScaleWrite, floor_applies};
 use super::target::TargetState;
 use crate::k8s::lease::Leadership;
 use crate::k8s::{Kube, KubeError};
 use crate::metrics::Metrics;
-use crate::policy::Reason;
 
 /// What writes go through.
 pub(super) struct Writer<'a> {
@@ -55,9 +54,8 @@ impl Writer<'_> {
         }
         // Without the costs the ReplicaSet may pick a busy pod: the scale-downs wait for the next
         // cycle, which sets them again (issue #13). An operator's bound still wins, as over the
-        // busy floor (`plan::busy::floor_applies`).
-        let set_by_operator =
-            matches!(plan.decision.reason, Reason::OutOfBounds { .. } | Reason::PausedReplicas { .. });
+        // busy floor.
+        let set_by_operator = !floor_applies(&plan.decision);
         for write in &plan.writes {
             if !costs_set && write.to < write.from && !set_by_operator {
                 ScaleDownHeld { name: &target.spec.name, write }.emit(self.metrics);

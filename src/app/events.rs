@@ -170,8 +170,9 @@ pub(super) struct ScaleDownHeld<'a> {
 
 impl InternalEvent for ScaleDownHeld<'_> {
     fn emit(self, _metrics: &Metrics) {
-        let (name, deployment, from, to) = (self.name, &self.write.deployment, self.write.from, self.write.to);
-        tracing::warn!(target = %name, %deployment, from, to, "scale-down held: a pod's deletion cost is not set; the next cycle tries again");
+        let (name, workload, from, to) = (self.name, &self.write.workload, self.write.from, self.write.to);
+        let kind = self.write.observed.kind.as_str();
+        tracing::warn!(target = %name, kind, %workload, from, to, "scale-down held: a pod's deletion cost is not set; the next cycle tries again");
     }
 }
 

@@ -12,7 +12,7 @@
 
 mod busy;
 
-pub(super) use busy::{Busy, BusyPods};
+pub(super) use busy::{Busy, BusyPods, floor_applies};
 
 use std::time::Duration;
 

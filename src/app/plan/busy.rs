@@ -88,7 +88,7 @@ pub(super) fn needs_learning(spec: &Target, busy: &Busy, writes: &[ScaleWrite]) 
 /// Whether the busy floor may hold a Deployment above its share: not when an operator's bound
 /// (`max_replicas`, `paused-replicas`) set the number; then only the deletion costs protect the
 /// busy pods.
-pub(super) fn floor_applies(decision: &Decision) -> bool {
+pub(in crate::app) fn floor_applies(decision: &Decision) -> bool {
     !matches!(decision.reason, Reason::OutOfBounds { .. } | Reason::PausedReplicas { .. })
 }
 
