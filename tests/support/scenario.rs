@@ -1,6 +1,6 @@
 //! What the end-to-end and fault tests start from: a queue of their own on the real Redis, and a
 //! test API server with the Deployment `data/worker`; or, for busy-aware scale-in, an Airflow task
-//! table of their own and `airflow/worker` with its pods.
+//! table of their own and `airflow/worker` (a Deployment or a StatefulSet) with its pods.
 
 use redis::aio::MultiplexedConnection;
 
@@ -52,17 +52,31 @@ pub struct AirflowWorkers {
     /// The daemon's admin port.
     pub port: u16,
     pub dir: tempfile::TempDir,
+    statefulset: bool,
 }
 
 impl AirflowWorkers {
+    /// `airflow/worker` a Deployment, with its pods put as the ReplicaSet would have them.
     pub async fn new(name: &str, replicas: usize) -> AirflowWorkers {
+        let workers = AirflowWorkers::start(name, false).await;
+        workers.api.add_deployment("airflow", "worker", i64::try_from(replicas).unwrap());
+        workers.pods(replicas);
+        workers
+    }
+
+    /// `airflow/worker` a StatefulSet, whose pods `worker-N` the test API server creates and
+    /// removes by ordinal.
+    pub async fn statefulset(name: &str, replicas: usize) -> AirflowWorkers {
+        let workers = AirflowWorkers::start(name, true).await;
+        workers.api.add_statefulset("airflow", "worker", i64::try_from(replicas).unwrap());
+        workers
+    }
+
+    async fn start(name: &str, statefulset: bool) -> AirflowWorkers {
         let db = TestDb::create(Backend::Postgres, name).await;
         db.create_task_instance(Schema::V2_10).await;
         let api = ApiServer::start().await;
-        api.add_deployment("airflow", "worker", i64::try_from(replicas).unwrap());
-        let workers = AirflowWorkers { db, api, port: free_port(), dir: tempfile::tempdir().unwrap() };
-        workers.pods(replicas);
-        workers
+        AirflowWorkers { db, api, port: free_port(), dir: tempfile::tempdir().unwrap(), statefulset }
     }
 
     /// `worker-0` … `worker-{n-1}`, running, as the ReplicaSet would have them.
@@ -75,13 +89,27 @@ impl AirflowWorkers {
     /// The daemon on [`busy_config`], asking `busy_url` (else the task table's own source) which
     /// workers are busy.
     pub fn daemon(&self, busy_url: Option<&str>) -> Daemon {
-        let config = busy_config(&self.db.url, busy_url, self.port);
-        Daemon::start(&config, &["run"], Some(&self.api.kubeconfig(self.dir.path())), &[])
+        Daemon::start(&self.config(busy_url), &["run"], Some(&self.api.kubeconfig(self.dir.path())), &[])
+    }
+
+    /// The daemon's config.
+    pub fn config(&self, busy_url: Option<&str>) -> String {
+        let workload = if self.statefulset { "kind = \"StatefulSet\"\nstatefulset" } else { "deployment" };
+        busy_config(&self.db.url, busy_url, self.port)
+            .replace("deployment = \"worker\"", &format!("{workload} = \"worker\""))
+    }
+
+    /// The `airflow/worker` replicas now.
+    pub fn replicas(&self) -> i64 {
+        match self.statefulset {
+            true => self.api.statefulset_replicas("airflow", "worker"),
+            false => self.api.replicas("airflow", "worker"),
+        }
     }
 
     /// The `airflow/worker` replicas, when they are `n`.
     pub fn replicas_are(&self, n: i64) -> Option<()> {
-        (self.api.replicas("airflow", "worker") == n).then_some(())
+        (self.replicas() == n).then_some(())
     }
 
     pub async fn drop_database(self) {
