@@ -1,6 +1,6 @@
 //! Warnings about a valid config: settings that work, but leave a connection open to a
-//! machine in the middle. `validate` prints them; the daemon logs the database ones when it opens
-//! each pool.
+//! machine in the middle, or a leader that would often decline to write. `validate` prints them;
+//! the daemon logs the database ones when it opens each pool.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -24,9 +24,29 @@ impl fmt::Display for Warning {
     }
 }
 
-/// Every warning about `config`, source by source.
+/// Every warning about `config`: the leader's write window, then source by source.
 pub fn warnings(config: &Config) -> Vec<Warning> {
-    config.sources.iter().flat_map(|(name, spec)| source_warnings(&format!("sources.{name}"), spec)).collect()
+    let sources = config.sources.iter().flat_map(|(name, spec)| source_warnings(&format!("sources.{name}"), spec));
+    fencing_warning(&config.daemon).into_iter().chain(sources).collect()
+}
+
+/// A leader starts a write only while `lease_duration − kube_timeout` has not passed since its
+/// last renewal, which it sends every `retry_period`. When that window is not comfortably longer
+/// than the period, writes are declined between renewals. client-go asks the same of its renew
+/// deadline (`renewDeadline > JitterFactor × retryPeriod`, JitterFactor 1.2, in
+/// k8s.io/client-go/tools/leaderelection `NewLeaderElector`).
+fn fencing_warning(daemon: &super::Daemon) -> Option<Warning> {
+    let election = daemon.leader_election.as_ref()?;
+    let window = election.lease_duration.saturating_sub(daemon.kube_timeout).min(election.renew_deadline);
+    (window.as_secs_f64() <= 1.2 * election.retry_period.as_secs_f64()).then(|| Warning {
+        path: "daemon.kube_timeout".to_owned(),
+        message: format!(
+            "a write may start only within {window:?} of each lease renewal (lease_duration {:?} − kube_timeout {:?}, \
+             at most renew_deadline), not above 1.2 × retry_period {:?}: the leader will decline writes between \
+             renewals; lower kube_timeout or retry_period, or raise lease_duration",
+            election.lease_duration, daemon.kube_timeout, election.retry_period
+        ),
+    })
 }
 
 fn source_warnings(path: &str, spec: &SourceSpec) -> Vec<Warning> {
@@ -84,6 +104,27 @@ mod tests {
 
     fn shown(config: &Config) -> Vec<String> {
         warnings(config).iter().map(ToString::to_string).collect()
+    }
+
+    #[test]
+    fn a_write_window_not_above_the_renewal_period_is_warned_about() {
+        let election = |timings: &str| {
+            let text = format!(
+                "[daemon]\n{timings}\n[daemon.leader_election]\nenabled = true\n[sources.s]\nkind = \"celery\"\nurl = \"redis://r\"\nqueues = [\"q\"]"
+            );
+            config(&text)
+        };
+        assert!(shown(&election("")).is_empty(), "the defaults: 5 s to write after each 2 s renewal");
+        let narrow = shown(&election("kube_timeout = \"13s\""));
+        assert_eq!(narrow.len(), 1, "{narrow:?}");
+        assert!(
+            narrow[0].starts_with("daemon.kube_timeout: a write may start only within 2s of each lease renewal"),
+            "{narrow:?}"
+        );
+        assert!(
+            shown(&config("[sources.s]\nkind = \"celery\"\nurl = \"redis://r\"\nqueues = [\"q\"]")).is_empty(),
+            "no election"
+        );
     }
 
     #[test]
