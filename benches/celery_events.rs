@@ -17,6 +17,7 @@ use base64::Engine;
 use serde_json::json;
 use support::daemon::{Daemon, cpu_millis, free_port, http_get, try_status_field};
 use support::eventually;
+use support::toml::Toml;
 
 const WORKERS: usize = 50;
 const TASKS_PER_SECOND: usize = 100;
@@ -126,14 +127,13 @@ async fn follow(name: &'static str, pid: u32, prefix: &str) -> Measured {
 }
 
 fn config(prefix: &str, port: u16, events: bool) -> String {
-    let url = support::redis::url();
-    format!(
-        "[daemon]\ninterval = \"1s\"\nlisten = \"127.0.0.1:{port}\"\n\n\
-         [sources.events]\nkind = \"celery\"\nurl = \"{url}\"\nqueues = [\"work\"]\n\
-         global_keyprefix = \"{prefix}\"\nevents = {events}\n\n\
-         [[targets]]\nname = \"workers\"\nnamespace = \"data\"\ndeployment = \"worker\"\n\
-         min_replicas = 1\nmax_replicas = 60\ntriggers = [{{ source = \"events\", per_replica = 4 }}]\n"
-    )
+    Toml::daemon(port)
+        .celery("events", "work")
+        .raw(&format!("global_keyprefix = \"{prefix}\"\nevents = {events}"))
+        .target("workers", "data", "worker")
+        .bounds(1, 60)
+        .per_replica("events", 4)
+        .render()
 }
 
 /// kombu's envelope around one event body (or a list of them), as a worker publishes it.

@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde_json::json;
 use support::apiserver::ApiServer;
 use support::daemon::{Daemon, free_port, http_get};
+use support::toml::Toml;
 use support::{eventually, redis, unique};
 
 const HOLDER: &str = "someone-elses-pod-7f9c";
@@ -29,32 +30,17 @@ fn post(api: &ApiServer, path: &str, body: &serde_json::Value) {
     assert!(response.starts_with("HTTP/1.0 201") || response.starts_with("HTTP/1.1 201"), "{response}");
 }
 
+/// One Celery source, one target on data/worker; leader election on `ops` at the default timings
+/// (another replica holds the lease for an hour).
 fn config(port: u16, queue: &str, details: bool) -> String {
-    format!(
-        r#"
-[daemon]
-interval = "1s"
-listen = "127.0.0.1:{port}"
-admin_details = {details}
-
-[daemon.leader_election]
-enabled = true
-namespace = "ops"
-
-[sources.jobs]
-kind = "celery"
-url = "{}"
-queues = ["{queue}"]
-
-[[targets]]
-name = "workers"
-namespace = "data"
-deployment = "worker"
-max_replicas = 3
-triggers = [{{ source = "jobs", per_replica = 10 }}]
-"#,
-        redis::url()
-    )
+    let election = "[daemon.leader_election]\nenabled = true\nnamespace = \"ops\"";
+    Toml::daemon(port)
+        .raw(&format!("admin_details = {details}\n\n{election}"))
+        .celery("jobs", queue)
+        .target("workers", "data", "worker")
+        .max_replicas(3)
+        .per_replica("jobs", 10)
+        .render()
 }
 
 // Multi-threaded: `post` blocks its thread while the test API server answers on another.

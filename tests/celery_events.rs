@@ -18,6 +18,7 @@ use support::apiserver::ApiServer;
 use support::celery_redis::{CeleryWorker, WorkerSpec, publish};
 use support::daemon::{metric, run};
 use support::redis::{self as test_redis, PrivateRedis};
+use support::toml::Toml;
 use support::unique;
 
 /// Workers take seconds to start on a busy machine: every wait is generous.
@@ -354,31 +355,15 @@ async fn once_scales_down_to_the_busy_pods_and_marks_them_costly() {
 }
 
 fn e2e_config(scope: &Scope) -> String {
-    format!(
-        r#"
-[sources.jobs]
-kind = "celery"
-url = "{url}"
-queues = ["{queue}"]
-global_keyprefix = "{prefix}"
-events = true
-timeout = "8s"
-
-[[targets]]
-name = "celery-workers"
-namespace = "jobs"
-deployment = "worker"
-min_replicas = 1
-max_replicas = 10
-triggers = [{{ source = "jobs", per_replica = 4 }}]
-protect_busy_workers = true
-
-[targets.scale_down]
-stabilization = "0s"
-policies = [{{ type = "percent", value = 100, period = "1s" }}]
-"#,
-        url = scope.broker,
-        queue = scope.queue,
-        prefix = scope.prefix,
-    )
+    let events = format!("global_keyprefix = \"{}\"\nevents = true\ntimeout = \"8s\"", scope.prefix);
+    let down_at_once = "stabilization = \"0s\"\npolicies = [{ type = \"percent\", value = 100, period = \"1s\" }]";
+    Toml::new()
+        .celery_at("jobs", &scope.broker, scope.queue)
+        .raw(&events)
+        .target("celery-workers", "jobs", "worker")
+        .bounds(1, 10)
+        .per_replica("jobs", 4)
+        .raw("protect_busy_workers = true")
+        .table("scale_down", down_at_once)
+        .render()
 }

@@ -6,6 +6,7 @@ use serde_json::Value;
 use support::apiserver::ApiServer;
 use support::daemon::run;
 use support::redis::{self as test_redis, push};
+use support::toml::Toml;
 use support::unique;
 
 const EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/config.example.toml");
@@ -16,23 +17,16 @@ fn write_config(dir: &std::path::Path, text: &str) -> String {
     path.to_string_lossy().into_owned()
 }
 
+/// A Celery source whose broker URL is in `TEST_BROKER_URL`, and a target on data/worker
+/// (16 per replica, `min`..=20).
 fn config(queue: &str, min: u32) -> String {
-    format!(
-        r#"
-[sources.jobs]
-kind = "celery"
-url_env = "TEST_BROKER_URL"
-queues = ["{queue}"]
-
-[[targets]]
-name = "workers"
-namespace = "data"
-deployment = "worker"
-min_replicas = {min}
-max_replicas = 20
-triggers = [{{ source = "jobs", per_replica = 16 }}]
-"#
-    )
+    Toml::new()
+        .source("jobs", "celery")
+        .raw(&format!("url_env = \"TEST_BROKER_URL\"\nqueues = [\"{queue}\"]"))
+        .target("workers", "data", "worker")
+        .bounds(min, 20)
+        .per_replica("jobs", 16)
+        .render()
 }
 
 #[test]

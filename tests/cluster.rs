@@ -9,35 +9,21 @@ use std::time::{Duration, Instant};
 use support::apiserver::ApiServer;
 use support::daemon::{Daemon, LEADER_ELECTION, cycles_pass, free_port, http_get, metric, swap_config};
 use support::redis::{self as test_redis, PrivateRedis, push};
+use support::toml::Toml;
 use support::{eventually, unique};
 
 const WAIT: Duration = Duration::from_secs(20);
 
 /// One Celery source, one target on data/worker (10 per replica, at most `max`), 1 s polls.
 fn config(redis_url: &str, queue: &str, port: u16, max: u32, extra_daemon: &str) -> String {
-    format!(
-        r#"
-[daemon]
-interval = "1s"
-listen = "127.0.0.1:{port}"
-{extra_daemon}
-
-[sources.jobs]
-kind = "celery"
-url = "{redis_url}"
-queues = ["{queue}"]
-
-[[targets]]
-name = "workers"
-namespace = "data"
-deployment = "worker"
-max_replicas = {max}
-triggers = [{{ source = "jobs", per_replica = 10 }}]
-
-[targets.scale_up]
-policies = [{{ type = "pods", value = 10, period = "500ms" }}]
-"#
-    )
+    Toml::daemon(port)
+        .raw(extra_daemon)
+        .celery_at("jobs", redis_url, queue)
+        .target("workers", "data", "worker")
+        .max_replicas(max)
+        .per_replica("jobs", 10)
+        .scale_up_pods(10)
+        .render()
 }
 
 fn holder(api: &ApiServer) -> Option<String> {

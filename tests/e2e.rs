@@ -8,6 +8,7 @@ use support::apiserver::ApiServer;
 use support::daemon::{Daemon, cycles_pass, free_port, http_get, metric};
 use support::redis as test_redis;
 use support::scenario::Scenario;
+use support::toml::Toml;
 use support::{eventually, unique};
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -17,38 +18,17 @@ const WAIT: Duration = Duration::from_secs(20);
 /// 15 s (shorter than a poll, so each poll may take one full step whatever the timer's jitter),
 /// and no scale-down window, so tests run in seconds.
 fn config(queue: &str, redis_url: &str, deployment: &str, min: u32, max: u32, port: u16) -> String {
-    format!(
-        r#"
-[daemon]
-interval = "1s"
-listen = "127.0.0.1:{port}"
-
-[sources.jobs]
-kind = "celery"
-url = "{redis_url}"
-queues = ["{queue}"]
-timeout = "1s"
-
-[[targets]]
-name = "workers"
-namespace = "data"
-deployment = "{deployment}"
-min_replicas = {min}
-max_replicas = {max}
-triggers = [{{ source = "jobs", per_replica = 10 }}]
-
-[targets.scale_up]
-policies = [{{ type = "pods", value = 4, period = "500ms" }}, {{ type = "percent", value = 100, period = "500ms" }}]
-
-[targets.scale_down]
-stabilization = "0s"
-policies = [{{ type = "percent", value = 100, period = "500ms" }}]
-
-[targets.fallback]
-failure_threshold = 2
-replicas = "hold"
-"#
-    )
+    let hpa_up = r#"policies = [{ type = "pods", value = 4, period = "500ms" }, { type = "percent", value = 100, period = "500ms" }]"#;
+    Toml::daemon(port)
+        .celery_at("jobs", redis_url, queue)
+        .raw("timeout = \"1s\"")
+        .target("workers", "data", deployment)
+        .bounds(min, max)
+        .per_replica("jobs", 10)
+        .table("scale_up", hpa_up)
+        .scale_down_at_once()
+        .table("fallback", "failure_threshold = 2\nreplicas = \"hold\"")
+        .render()
 }
 
 /// Starts the binary on a scenario's queue and cluster.

@@ -16,6 +16,7 @@ use support::daemon::{Daemon, LEADER_ELECTION, cycles, cycles_pass, free_port, h
 use support::eventually;
 use support::redis::{self as test_redis, PrivateRedis};
 use support::scenario::{AirflowWorkers, Scenario};
+use support::toml::Toml;
 
 const WAIT: Duration = Duration::from_secs(20);
 const PAUSED: &str = "queue-autoscaler.io/paused";
@@ -27,41 +28,25 @@ const LEASE: Duration = Duration::from_secs(3);
 const RECOVERY: Duration = Duration::from_secs(3);
 
 /// One Celery source on `queue`, one target on data/worker (10 per replica, `min`..=10), 1 s
-/// polls and 1 s Kubernetes timeout; `extra` is appended (a [targets.scale_down], a daemon key
-/// is not possible after it).
-fn config(queue: &str, port: u16, min: u32, daemon: &str, extra: &str) -> String {
-    format!(
-        r#"
-[daemon]
-interval = "1s"
-listen = "127.0.0.1:{port}"
-kube_timeout = "1s"
-{daemon}
-
-[sources.jobs]
-kind = "celery"
-url = "{redis}"
-queues = ["{queue}"]
-timeout = "1s"
-
-[[targets]]
-name = "workers"
-namespace = "data"
-deployment = "worker"
-min_replicas = {min}
-max_replicas = 10
-triggers = [{{ source = "jobs", per_replica = 10 }}]
-
-[targets.scale_up]
-policies = [{{ type = "pods", value = 10, period = "500ms" }}]
-{extra}
-"#,
-        redis = test_redis::url()
-    )
+/// polls and 1 s Kubernetes timeout; `daemon` is added to `[daemon]`; with `no_window`, the
+/// target scales down at once.
+fn config(queue: &str, port: u16, min: u32, daemon: &str, no_window: bool) -> String {
+    let toml = Toml::daemon(port)
+        .raw("kube_timeout = \"1s\"")
+        .raw(daemon)
+        .celery("jobs", queue)
+        .raw("timeout = \"1s\"")
+        .target("workers", "data", "worker")
+        .bounds(min, 10)
+        .per_replica("jobs", 10)
+        .scale_up_pods(10);
+    if no_window { toml.scale_down_at_once() } else { toml }.render()
 }
 
+/// The HPA's default scale-down window (300 s): longer than any test.
+const WINDOW: bool = false;
 /// No scale-down window, so that scale-downs happen at once.
-const NO_WINDOW: &str = "[targets.scale_down]\nstabilization = \"0s\"\npolicies = [{ type = \"percent\", value = 100, period = \"500ms\" }]";
+const NO_WINDOW: bool = true;
 
 /// A scenario, and the admin port its daemon listens on.
 struct Setup {
@@ -81,8 +66,8 @@ impl Setup {
         Setup { scenario: Scenario::new(name, replicas).await, port: free_port() }
     }
 
-    fn daemon(&self, min: u32, daemon: &str, extra: &str) -> Daemon {
-        let config = config(&self.queue, self.port, min, daemon, extra);
+    fn daemon(&self, min: u32, daemon: &str, no_window: bool) -> Daemon {
+        let config = config(&self.queue, self.port, min, daemon, no_window);
         Daemon::start(&config, &["run"], Some(&self.api.kubeconfig(self.dir.path())), &[("RUST_LOG", "info")])
     }
 
@@ -108,8 +93,8 @@ impl Setup {
     }
 
     /// The daemon with its source on `redis_url` instead of the shared Redis.
-    fn daemon_on(&self, redis_url: &str, min: u32, extra: &str) -> Daemon {
-        let config = config(&self.queue, self.port, min, "", extra).replace(&test_redis::url(), redis_url);
+    fn daemon_on(&self, redis_url: &str, min: u32, no_window: bool) -> Daemon {
+        let config = config(&self.queue, self.port, min, "", no_window).replace(&test_redis::url(), redis_url);
         Daemon::start(&config, &["run"], Some(&self.api.kubeconfig(self.dir.path())), &[("RUST_LOG", "info")])
     }
 
@@ -158,7 +143,7 @@ async fn a_409_means_read_and_plan_again_never_the_old_number() {
     let mut setup = Setup::new("faults-409", 1).await;
     setup.api.inject_conflicts(2);
     setup.push(30).await;
-    let daemon = setup.daemon(1, "", "");
+    let daemon = setup.daemon(1, "", WINDOW);
     eventually(WAIT, "the scale-up despite two conflicts", || setup.replicas_are(3)).await;
     let calls = setup.worker_calls();
     assert_eq!(
@@ -200,7 +185,7 @@ async fn a_failed_first_read_keeps_the_start_up_hold() {
     // At 8 with an empty queue and the HPA's 300 s scale-down window: the first cycles hold 8.
     let setup = Setup::new("faults-first-read", 8).await;
     setup.api.next(1, Calls::get("deployments").of("worker")).fail(500);
-    let daemon = setup.daemon(1, "", "");
+    let daemon = setup.daemon(1, "", WINDOW);
     setup.cycles(4).await;
     assert_eq!(setup.api.faults_pending(), 0, "the first read failed");
     assert!(setup.api.scale_writes().is_empty(), "{:?}; log:\n{}", setup.api.scale_writes(), daemon.log());
@@ -213,7 +198,7 @@ async fn a_429_or_500_fails_the_cycle_and_the_next_one_recovers() {
     setup.push(30).await;
     // kube-client's default retry would wait out Retry-After (30 s) up to 15 times.
     setup.api.every(Calls::patch("deployments/scale")).throttle(Duration::from_secs(30));
-    let daemon = setup.daemon(1, "", "");
+    let daemon = setup.daemon(1, "", WINDOW);
     setup.cycles(3).await;
     assert!(setup.api.scale_writes().is_empty());
     setup.api.clear_faults();
@@ -231,7 +216,7 @@ async fn a_429_or_500_fails_the_cycle_and_the_next_one_recovers() {
 async fn every_rescale_has_an_event_with_its_own_size() {
     let mut setup = Setup::new("faults-events", 1).await;
     setup.push(30).await;
-    let _daemon = setup.daemon(1, "", "");
+    let _daemon = setup.daemon(1, "", WINDOW);
     eventually(WAIT, "a scale-up to 3", || setup.replicas_are(3)).await;
     setup.push(20).await;
     eventually(WAIT, "a scale-up to 5", || setup.replicas_are(5)).await;
@@ -252,7 +237,7 @@ async fn a_reload_that_turns_dry_run_off_waits_for_the_lease() {
     setup.push(30).await;
     let election = format!("config_check_interval = \"1s\"\n{LEADER_ELECTION}");
     let leader = Daemon::start(
-        &config(&setup.queue, free_port(), 1, &election, ""),
+        &config(&setup.queue, free_port(), 1, &election, WINDOW),
         &["run"],
         Some(&setup.api.kubeconfig_with_token(setup.dir.path(), "a")),
         &[("POD_NAME", "daemon-a")],
@@ -262,8 +247,9 @@ async fn a_reload_that_turns_dry_run_off_waits_for_the_lease() {
     eventually(WAIT, "daemon-a's scale-up", || setup.replicas_are(3)).await;
 
     // daemon-b would size differently (30 messages at 8 each: 4), so a write by it would show.
-    let b_config =
-        |daemon: &str| config(&setup.queue, setup.port, 1, daemon, "").replace("per_replica = 10", "per_replica = 8");
+    let b_config = |daemon: &str| {
+        config(&setup.queue, setup.port, 1, daemon, WINDOW).replace("per_replica = 10", "per_replica = 8")
+    };
     let dir = setup.dir.path();
     swap_config(dir, "b-v1.toml", &b_config(&format!("dry_run = true\n{election}")));
     let kubeconfig = setup.api.kubeconfig_with_token(dir, "b");
@@ -307,7 +293,7 @@ async fn a_reload_to_a_bad_file_keeps_the_running_config() {
     let mut setup = Setup::new("faults-bad-reload", 1).await;
     setup.push(30).await;
     let dir = setup.dir.path();
-    let good = config(&setup.queue, setup.port, 1, "config_check_interval = \"1s\"", "");
+    let good = config(&setup.queue, setup.port, 1, "config_check_interval = \"1s\"", WINDOW);
     swap_config(dir, "v1.toml", &good);
     let kubeconfig = setup.api.kubeconfig(dir);
     let daemon = Daemon::start_with_config_path(&dir.join("config.toml"), &["run"], Some(&kubeconfig), &[]);
@@ -333,7 +319,7 @@ async fn sigterm_mid_write_releases_the_lease_only_after_the_cycle_ends() {
     // The scale write is taken at once but answered after 3 s: the daemon waits for it up to its
     // 1 s kube_timeout.
     setup.api.next(1, Calls::patch("deployments/scale")).answer_after(Duration::from_secs(3));
-    let mut daemon = setup.daemon(1, LEADER_ELECTION, "");
+    let mut daemon = setup.daemon(1, LEADER_ELECTION, WINDOW);
     let patch = Calls::patch("deployments/scale").of("worker");
     eventually(WAIT, "the scale write in flight", || setup.api.requests_to(&patch).first().cloned()).await;
     // Handled (the server records a request as it takes it); its answer is still 3 s away.
@@ -358,7 +344,7 @@ async fn failed_event_writes_leave_the_rescales_standing() {
     setup.api.next(1, Calls::create("events")).fail(500);
     setup.api.next(1, Calls::create("events")).throttle(Duration::from_secs(1));
     setup.push(30).await;
-    let daemon = setup.daemon(1, "", "");
+    let daemon = setup.daemon(1, "", WINDOW);
     eventually(WAIT, "a scale-up to 3", || setup.replicas_are(3)).await;
     setup.push(20).await;
     eventually(WAIT, "a scale-up to 5", || setup.replicas_are(5)).await;
@@ -438,7 +424,7 @@ async fn a_failed_deletion_cost_holds_the_scale_down_until_it_is_set() {
 async fn a_leader_stops_writing_when(name: &str, fault: impl FnOnce(&Setup)) {
     let mut setup = Setup::new(name, 1).await;
     setup.push(30).await;
-    let daemon = setup.daemon(1, LEADER_ELECTION, "");
+    let daemon = setup.daemon(1, LEADER_ELECTION, WINDOW);
     eventually(WAIT, "the leader's scale-up", || setup.replicas_are(3)).await;
     let faulted = Instant::now();
     fault(&setup);
@@ -467,7 +453,7 @@ async fn a_leader_whose_lease_writes_time_out_stops_writing_within_the_renew_dea
 async fn a_lease_taken_by_another_holder_stops_the_writes_at_once() {
     let mut setup = Setup::new("faults-lease-taken", 1).await;
     setup.push(30).await;
-    let daemon = setup.daemon(1, LEADER_ELECTION, "");
+    let daemon = setup.daemon(1, LEADER_ELECTION, WINDOW);
     eventually(WAIT, "the leader's scale-up", || setup.replicas_are(3)).await;
     // Another identity takes the Lease and keeps renewing it.
     let taken = Instant::now();

@@ -303,6 +303,7 @@ async fn read_committed_stops_at_the_last_stable_offset() {
 use support::apiserver::ApiServer;
 use support::daemon::{Daemon, cycles_pass, free_port, http_get, metric};
 use support::eventually;
+use support::toml::Toml;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn growing_lag_scales_the_consumers_capped_at_the_partitions() {
@@ -318,30 +319,15 @@ async fn growing_lag_scales_the_consumers_capped_at_the_partitions() {
     let api = ApiServer::start().await;
     api.add_deployment("streams", "orders-consumer", 1);
     let port = free_port();
-    let config = format!(
-        r#"
-[daemon]
-interval = "1s"
-listen = "127.0.0.1:{port}"
-
-[sources.orders_lag]
-kind = "kafka"
-brokers = "{brokers}"
-group = "{group}"
-topics = ["{topic}"]
-partition_metrics = true
-
-[[targets]]
-name = "orders"
-namespace = "streams"
-deployment = "orders-consumer"
-max_replicas = 20
-triggers = [{{ source = "orders_lag", per_replica = 10 }}]
-
-[targets.scale_up]
-policies = [{{ type = "pods", value = 20, period = "500ms" }}]
-"#
-    );
+    let lag = format!("brokers = \"{brokers}\"\ngroup = \"{group}\"\ntopics = [\"{topic}\"]\npartition_metrics = true");
+    let config = Toml::daemon(port)
+        .source("orders_lag", "kafka")
+        .raw(&lag)
+        .target("orders", "streams", "orders-consumer")
+        .max_replicas(20)
+        .per_replica("orders_lag", 10)
+        .scale_up_pods(20)
+        .render();
     let dir = tempfile::tempdir().unwrap();
     let daemon = Daemon::start(&config, &["run"], Some(&api.kubeconfig(dir.path())), &[]);
     let (brokers2, topic2) = (brokers.clone(), topic.clone());

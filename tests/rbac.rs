@@ -23,6 +23,7 @@ use support::apiserver::{ApiServer, Calls, Change, Request};
 use support::daemon::{Daemon, cycles_pass, free_port, run};
 use support::eventually;
 use support::manifests::{self, DEPLOY};
+use support::toml::Toml;
 
 const WAIT: Duration = Duration::from_secs(30);
 const OWN_NAMESPACE: &str = "qa-system";
@@ -159,62 +160,41 @@ fn rbac_command(path: &str, extra: &[&str]) -> String {
 }
 
 fn config(db_url: &str, port: u16) -> String {
-    let fast = r#"
-[targets.scale_up]
-policies = [{ type = "pods", value = 10, period = "500ms" }]
-
-[targets.scale_down]
-stabilization = "0s"
-policies = [{ type = "percent", value = 100, period = "500ms" }]
-"#;
-    format!(
-        r#"
-[daemon]
-interval = "1s"
-listen = "127.0.0.1:{port}"
-kube_timeout = "1s"
-
+    // LEADER_ELECTION's timings, but the Lease in the daemon's own namespace (POD_NAMESPACE).
+    let election = r#"
 [daemon.leader_election]
 enabled = true
 lease_duration = "3s"
 renew_deadline = "2s"
 retry_period = "500ms"
-
-[sources.a]
-kind = "airflow"
-url = "{db_url}"
-queues = ["a"]
-
-[sources.b]
-kind = "airflow"
-url = "{db_url}"
-queues = ["b"]
-
-[[targets]]
-name = "a"
-namespace = "team-a"
-deployment = "worker"
-min_replicas = 1
-max_replicas = 10
-triggers = [{{ source = "a", per_replica = 1 }}]
-protect_busy_workers = true
-{fast}
-[targets.spot]
+"#;
+    let spot = r#"
 deployment = "worker-spot"
 on_demand_base = 1
 on_demand_percentage = 50
 unschedulable_after = "1s"
-
-[[targets]]
-name = "b"
-namespace = "team-b"
-kind = "StatefulSet"
-statefulset = "worker"
-min_replicas = 1
-max_replicas = 10
-triggers = [{{ source = "b", per_replica = 1 }}]
-{fast}"#
-    )
+"#;
+    Toml::daemon(port)
+        .raw("kube_timeout = \"1s\"")
+        .raw(election)
+        .airflow("a", db_url)
+        .raw("queues = [\"a\"]")
+        .airflow("b", db_url)
+        .raw("queues = [\"b\"]")
+        .target("a", "team-a", "worker")
+        .bounds(1, 10)
+        .per_replica("a", 1)
+        .raw("protect_busy_workers = true")
+        .scale_up_pods(10)
+        .scale_down_at_once()
+        .table("spot", spot)
+        .target("b", "team-b", "worker")
+        .statefulset()
+        .bounds(1, 10)
+        .per_replica("b", 1)
+        .scale_up_pods(10)
+        .scale_down_at_once()
+        .render()
 }
 
 /// Waits until the API server has received a request matching `what`.

@@ -9,6 +9,7 @@ use serde_json::Value;
 use support::apiserver::ApiServer;
 use support::daemon::{Daemon, cycles_pass, free_port, http_get, metric, run};
 use support::redis::{self as test_redis, push};
+use support::toml::Toml;
 use support::{eventually, unique};
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -16,37 +17,21 @@ const WAIT: Duration = Duration::from_secs(20);
 /// 10 messages per replica, bounds [1, 10]; the spot twin takes everything above a base of 1;
 /// spot pods count as failing after 2 s Unschedulable; recovery starts after 3 s without any.
 fn config(queue: &str, port: u16) -> String {
-    format!(
-        r#"
-[daemon]
-interval = "1s"
-listen = "127.0.0.1:{port}"
-
-[sources.jobs]
-kind = "celery"
-url = "{}"
-queues = ["{queue}"]
-
-[[targets]]
-name = "workers"
-namespace = "data"
-deployment = "worker"
-min_replicas = 1
-max_replicas = 10
-triggers = [{{ source = "jobs", per_replica = 10 }}]
-
-[targets.scale_up]
-policies = [{{ type = "pods", value = 10, period = "500ms" }}]
-
-[targets.spot]
+    let spot = r#"
 deployment = "worker-spot"
 on_demand_base = 1
 on_demand_percentage = 0
 unschedulable_after = "2s"
 retry_spot_after = "3s"
-"#,
-        test_redis::url()
-    )
+"#;
+    Toml::daemon(port)
+        .celery("jobs", queue)
+        .target("workers", "data", "worker")
+        .bounds(1, 10)
+        .per_replica("jobs", 10)
+        .scale_up_pods(10)
+        .table("spot", spot)
+        .render()
 }
 
 /// The replicas written to one Deployment, in order.

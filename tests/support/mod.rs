@@ -11,6 +11,7 @@ pub mod rabbitmq;
 pub mod redis;
 pub mod scenario;
 pub mod tls;
+pub mod toml;
 
 use std::time::Duration;
 

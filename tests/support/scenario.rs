@@ -8,6 +8,7 @@ use super::airflow::{Backend, Schema, TestDb};
 use super::apiserver::ApiServer;
 use super::daemon::{Daemon, free_port};
 use super::redis::{self as test_redis, push};
+use super::toml::Toml;
 use super::unique;
 
 pub struct Scenario {
@@ -94,9 +95,7 @@ impl AirflowWorkers {
 
     /// The daemon's config.
     pub fn config(&self, busy_url: Option<&str>) -> String {
-        let workload = if self.statefulset { "kind = \"StatefulSet\"\nstatefulset" } else { "deployment" };
-        busy_config(&self.db.url, busy_url, self.port)
-            .replace("deployment = \"worker\"", &format!("{workload} = \"worker\""))
+        busy_config(&self.db.url, busy_url, self.port, self.statefulset)
     }
 
     /// The `airflow/worker` replicas now.
@@ -118,37 +117,20 @@ impl AirflowWorkers {
 }
 
 /// Airflow tasks at 4 per worker (a small `worker_concurrency`), bounds [1, 10], HPA-like rate
-/// policies over 500 ms and no scale-down window, so the test runs in seconds.
-fn busy_config(db_url: &str, busy_url: Option<&str>, port: u16) -> String {
-    let busy_source = busy_url.map_or(String::new(), |url| {
-        format!("\n[sources.busy]\nkind = \"airflow\"\nurl = \"{url}\"\ntimeout = \"1s\"\n")
-    });
-    let busy_key = if busy_url.is_some() { "busy_workers_source = \"busy\"\n" } else { "" };
-    format!(
-        r#"
-[daemon]
-interval = "1s"
-listen = "127.0.0.1:{port}"
-
-[sources.airflow]
-kind = "airflow"
-url = "{db_url}"
-{busy_source}
-[[targets]]
-name = "airflow-workers"
-namespace = "airflow"
-deployment = "worker"
-min_replicas = 1
-max_replicas = 10
-triggers = [{{ source = "airflow", per_replica = 4 }}]
-protect_busy_workers = true
-{busy_key}
-[targets.scale_up]
-policies = [{{ type = "pods", value = 4, period = "500ms" }}]
-
-[targets.scale_down]
-stabilization = "0s"
-policies = [{{ type = "percent", value = 100, period = "500ms" }}]
-"#
-    )
+/// policies over 500 ms and no scale-down window, so the test runs in seconds; the busy workers
+/// from a source `busy` on `busy_url` if given; `airflow/worker` a StatefulSet if `statefulset`.
+fn busy_config(db_url: &str, busy_url: Option<&str>, port: u16, statefulset: bool) -> String {
+    let mut toml = Toml::daemon(port).airflow("airflow", db_url);
+    if let Some(url) = busy_url {
+        toml = toml.airflow("busy", url).raw("timeout = \"1s\"");
+    }
+    toml = toml.target("airflow-workers", "airflow", "worker");
+    if statefulset {
+        toml = toml.statefulset();
+    }
+    toml = toml.bounds(1, 10).per_replica("airflow", 4).raw("protect_busy_workers = true");
+    if busy_url.is_some() {
+        toml = toml.raw("busy_workers_source = \"busy\"");
+    }
+    toml.scale_up_pods(4).scale_down_at_once().render()
 }
