@@ -3,9 +3,9 @@
 mod support;
 
 use serde_json::Value;
-use support::apiserver::ApiServer;
 use support::daemon::run;
 use support::redis::{self as test_redis, push};
+use support::scenario::Scenario;
 use support::toml::Toml;
 use support::unique;
 
@@ -119,13 +119,10 @@ fn once_without_dry_run_needs_a_cluster() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn once_with_a_cluster_writes_and_prints_a_table() {
-    let mut redis = test_redis::connect().await;
-    let queue = unique("cli-once-write");
-    push(&mut redis, &queue, &queue, 100).await;
-    let api = ApiServer::start().await;
-    api.add_deployment("data", "worker", 2);
-    let dir = tempfile::tempdir().unwrap();
-    let path = write_config(dir.path(), &config(&queue, 1));
+    let mut scenario = Scenario::new("cli-once-write", 2).await;
+    scenario.push(100).await;
+    let Scenario { queue, api, dir, .. } = &scenario;
+    let path = write_config(dir.path(), &config(queue, 1));
     let kubeconfig = api.kubeconfig(dir.path());
     let broker = test_redis::url();
     let out = tokio::task::spawn_blocking(move || {
@@ -138,5 +135,5 @@ async fn once_with_a_cluster_writes_and_prints_a_table() {
     // 100 / 16 → 7 wanted; from 2: max(2 + 4, 2 × 2) = 6.
     assert!(table.contains("workers  data       deployment/worker  2        6        jobs=100 → 7 wanted, capped by scale-up policy pods=4/15s → 6"), "{table}");
     assert_eq!(api.replicas("data", "worker"), 6);
-    let () = redis::cmd("DEL").arg(&queue).query_async(&mut redis).await.unwrap();
+    scenario.drain().await;
 }

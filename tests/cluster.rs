@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use support::apiserver::ApiServer;
 use support::daemon::{Daemon, LEADER_ELECTION, cycles_pass, free_port, http_get, metric, swap_config};
 use support::redis::{self as test_redis, PrivateRedis, push};
+use support::scenario::Scenario;
 use support::toml::Toml;
 use support::{eventually, unique};
 
@@ -212,20 +213,17 @@ async fn a_changed_config_takes_effect_and_an_invalid_one_is_rejected() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_reloads_at_once() {
-    let mut redis = test_redis::connect().await;
-    let queue = unique("sighup");
-    push(&mut redis, &queue, &queue, 100).await;
-    let api = ApiServer::start().await;
-    api.add_deployment("data", "worker", 1);
-    let dir = tempfile::tempdir().unwrap();
+    let mut scenario = Scenario::new("sighup", 1).await;
+    scenario.push(100).await;
+    let Scenario { queue, api, dir, .. } = &scenario;
     let port = free_port();
     let never = "config_check_interval = \"1h\"";
-    let daemon = run_with_symlinked_config(&api, dir.path(), &config(&test_redis::url(), &queue, port, 3, never));
+    let daemon = run_with_symlinked_config(api, dir.path(), &config(&test_redis::url(), queue, port, 3, never));
     eventually(WAIT, "the first bound", || (api.replicas("data", "worker") == 3).then_some(())).await;
-    swap_config(dir.path(), "config-v2.toml", &config(&test_redis::url(), &queue, port, 4, never));
+    swap_config(dir.path(), "config-v2.toml", &config(&test_redis::url(), queue, port, 4, never));
     cycles_pass(port, 2).await;
     assert_eq!(api.replicas("data", "worker"), 3, "no check for an hour: nothing yet");
     daemon.signal("HUP");
     eventually(WAIT, "the reload on SIGHUP", || (api.replicas("data", "worker") == 4).then_some(())).await;
-    let () = redis::cmd("DEL").arg(&queue).query_async(&mut redis).await.unwrap();
+    scenario.drain().await;
 }

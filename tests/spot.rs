@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use support::apiserver::ApiServer;
-use support::daemon::{Daemon, cycles_pass, free_port, http_get, metric, run};
+use support::daemon::{Daemon, cycles_pass, free_port, http_get, metric, once_json, run};
 use support::redis::{self as test_redis, push};
 use support::toml::Toml;
 use support::{eventually, unique};
@@ -154,20 +154,8 @@ async fn once_reads_spot_health_from_the_cluster() {
     api.put_pod("data", "spot-2", &spot_pod_labels(), Some("spot-node"), None);
     api.put_pod("data", "other", &[("app", "worker")], None, Some(Duration::from_secs(600)));
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("config.toml");
-    std::fs::write(
-        &path,
-        config(&queue, free_port()).replace("unschedulable_after = \"2s\"", "unschedulable_after = \"5m\""),
-    )
-    .unwrap();
-    let kubeconfig = api.kubeconfig(dir.path());
-    let out = tokio::task::spawn_blocking(move || {
-        run(&["once", "--config", path.to_str().unwrap(), "--dry-run", "--output", "json"], Some(&kubeconfig), &[])
-    })
-    .await
-    .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let config = config(&queue, free_port()).replace("unschedulable_after = \"2s\"", "unschedulable_after = \"5m\"");
+    let json = once_json(&config, api.kubeconfig(dir.path())).await;
     let spot = &json[0]["spot"];
     assert_eq!(spot["health_known"], true, "{json}");
     // spot-0 Unschedulable for 10 minutes, spot-2 on a node Karpenter is disrupting; spot-1 is

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use support::airflow::Schema;
-use support::daemon::run;
+use support::daemon::once_json;
 use support::eventually;
 use support::scenario::AirflowWorkers;
 
@@ -65,16 +65,7 @@ async fn once_reports_the_kind_and_reads_the_statefulset() {
     let workers = AirflowWorkers::statefulset("statefulset_once", 2).await;
     let queued: Vec<_> = (0..12).map(|_| (Some("queued"), Some("default"), None, None)).collect();
     workers.db.insert(Schema::V2_10, &queued).await;
-    let path = workers.dir.path().join("config.toml");
-    std::fs::write(&path, workers.config(None)).unwrap();
-    let kubeconfig = workers.api.kubeconfig(workers.dir.path());
-    let out = tokio::task::spawn_blocking(move || {
-        run(&["once", "--config", path.to_str().unwrap(), "--dry-run", "--output", "json"], Some(&kubeconfig), &[])
-    })
-    .await
-    .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let json = once_json(&workers.config(None), workers.api.kubeconfig(workers.dir.path())).await;
     assert_eq!((json[0]["kind"].as_str(), json[0]["deployment"].as_str()), (Some("StatefulSet"), Some("worker")));
     assert_eq!((json[0]["current"].as_u64(), json[0]["desired"].as_u64()), (Some(2), Some(3)), "{json}");
     assert!(workers.api.scale_writes().is_empty(), "dry run");

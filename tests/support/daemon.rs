@@ -30,6 +30,21 @@ pub fn run(args: &[&str], kubeconfig: Option<&Path>, env: &[(&str, &str)]) -> Ou
     command.args(args).output().expect("run queue-autoscaler")
 }
 
+/// `once --dry-run --output json` on `config` against the cluster of `kubeconfig`, run off the
+/// async runtime; its JSON, once it succeeded.
+pub async fn once_json(config: &str, kubeconfig: PathBuf) -> serde_json::Value {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.toml");
+    std::fs::write(&path, config).unwrap();
+    let out = tokio::task::spawn_blocking(move || {
+        run(&["once", "--config", path.to_str().unwrap(), "--dry-run", "--output", "json"], Some(&kubeconfig), &[])
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 fn command(kubeconfig: Option<&Path>, env: &[(&str, &str)]) -> Command {
     let mut command = Command::new(BIN);
     // No cluster unless the test gives one: never the developer's own ~/.kube/config.
