@@ -87,9 +87,8 @@ pub struct Target {
 }
 
 /// The kinds of workload a target scales, both through their `scale` subresource.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum WorkloadKind {
-    #[default]
     Deployment,
     /// The official Airflow chart runs its Celery workers as one (`workers.persistence.enabled`).
     StatefulSet,

@@ -515,6 +515,12 @@ fn the_first_simulation_model_still_reads_and_says_what_replaces_it() {
     assert!(problems(&none)[0].contains("targets[0].simulation.service_seconds: required key is missing"));
 }
 
+/// Asserts that `text` is rejected with a problem containing `expected`.
+fn rejects(text: &str, expected: &str) {
+    let found = problems(text);
+    assert!(found.iter().any(|p| p.contains(expected)), "no {expected:?} in {found:#?}");
+}
+
 /// MINIMAL's target as a StatefulSet `airflow-worker`, with `extra` appended to it.
 fn statefulset(extra: &str) -> String {
     MINIMAL.replace(
@@ -540,28 +546,22 @@ fn a_target_is_a_deployment_unless_its_kind_says_statefulset() {
 
 #[test]
 fn a_statefulset_target_is_named_by_its_own_key_and_its_kind_is_checked() {
-    let found =
-        problems(&MINIMAL.replace("deployment = \"worker\"", "kind = \"StatefulSet\"\ndeployment = \"worker\""));
-    assert!(
-        found.iter().any(|p| p.contains("targets[0].deployment: names a Deployment, but kind = \"StatefulSet\"")),
-        "{found:#?}"
+    rejects(
+        &MINIMAL.replace("deployment = \"worker\"", "kind = \"StatefulSet\"\ndeployment = \"worker\""),
+        "targets[0].deployment: names a Deployment, but kind = \"StatefulSet\"",
     );
-    let found = problems(&MINIMAL.replace("deployment = \"worker\"", "statefulset = \"worker\""));
-    assert!(
-        found.iter().any(|p| p.contains("targets[0].statefulset: names a StatefulSet: add kind = \"StatefulSet\"")),
-        "{found:#?}"
+    rejects(
+        &MINIMAL.replace("deployment = \"worker\"", "statefulset = \"worker\""),
+        "targets[0].statefulset: names a StatefulSet: add kind = \"StatefulSet\"",
     );
-    let found = problems(&MINIMAL.replace("deployment = \"worker\"", "kind = \"StatefulSet\""));
-    assert!(found.iter().any(|p| p.contains("targets[0].statefulset: required key is missing")), "{found:#?}");
-    let found = problems(&MINIMAL.replace("deployment = \"worker\"\n", ""));
-    assert!(found.iter().any(|p| p.contains("targets[0].deployment: required key is missing")), "{found:#?}");
+    rejects(
+        &MINIMAL.replace("deployment = \"worker\"", "kind = \"StatefulSet\""),
+        "targets[0].statefulset: required key is missing",
+    );
+    rejects(&MINIMAL.replace("deployment = \"worker\"\n", ""), "targets[0].deployment: required key is missing");
     let found = problems(&MINIMAL.replace("deployment = \"worker\"", "kind = \"DaemonSet\"\ndeployment = \"worker\""));
-    assert!(
-        found
-            .iter()
-            .any(|p| p.ends_with("targets[0].kind: \"DaemonSet\" is not one of \"Deployment\", \"StatefulSet\"")),
-        "{found:#?}"
-    );
+    let unknown_kind = "targets[0].kind: \"DaemonSet\" is not one of \"Deployment\", \"StatefulSet\"";
+    assert!(found.iter().any(|p| p.ends_with(unknown_kind)), "{found:#?}");
     let twice = format!(
         "{}{}",
         statefulset(""),
@@ -570,36 +570,21 @@ fn a_statefulset_target_is_named_by_its_own_key_and_its_kind_is_checked() {
             .replace("source = \"q\"", "source = \"r\"")
             .replace("name = \"w\"", "name = \"w2\"")
     );
-    let found = problems(&twice);
-    assert!(
-        found
-            .iter()
-            .any(|p| p.contains("targets[1].statefulset: default/airflow-worker is already scaled by another target")),
-        "{found:#?}"
-    );
+    rejects(&twice, "targets[1].statefulset: default/airflow-worker is already scaled by another target");
 }
 
 #[test]
 fn a_statefulset_cannot_have_a_spot_twin_or_go_without_the_busy_floor() {
     let spot = "\n[targets.spot]\ndeployment = \"airflow-worker-spot\"\non_demand_base = 1\non_demand_percentage = 0\n";
-    let found = problems(&format!("{}{spot}", statefulset("")));
-    assert!(
-        found
-            .iter()
-            .any(|p| p.contains("targets[0].spot: a spot twin needs Deployments: a StatefulSet's pods are numbered")),
-        "{found:#?}"
+    rejects(
+        &format!("{}{spot}", statefulset("")),
+        "targets[0].spot: a spot twin needs Deployments: a StatefulSet's pods are numbered",
     );
     let text = format!(
         "{AIRFLOW}{}",
         statefulset("protect_busy_workers = true\nbusy_workers_source = \"af\"\nbusy_workers_floor = false")
     );
-    let found = problems(&text);
-    assert!(
-        found
-            .iter()
-            .any(|p| p.contains("targets[0].busy_workers_floor: a StatefulSet removes its highest ordinals first")),
-        "{found:#?}"
-    );
+    rejects(&text, "targets[0].busy_workers_floor: a StatefulSet removes its highest ordinals first");
     let text = format!("{AIRFLOW}{}", statefulset("protect_busy_workers = true\nbusy_workers_source = \"af\""));
     let config = parse(&text).unwrap_or_else(|e| panic!("{e}"));
     assert!(config.targets[0].busy.as_ref().is_some_and(|b| b.floor));

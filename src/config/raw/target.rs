@@ -175,12 +175,10 @@ fn workload(raw: &RawTarget, path: &str, problems: &mut Vec<Problem>) -> (Worklo
     if other.is_some() {
         let message = match kind {
             WorkloadKind::Deployment => {
-                "names a StatefulSet: add kind = \"StatefulSet\" (or name a Deployment with \
-                                         deployment = \"…\")"
+                "names a StatefulSet: add kind = \"StatefulSet\" (or name a Deployment with deployment = \"…\")"
             }
             WorkloadKind::StatefulSet => {
-                "names a Deployment, but kind = \"StatefulSet\": name the StatefulSet with \
-                                          statefulset = \"…\""
+                "names a Deployment, but kind = \"StatefulSet\": name the StatefulSet with statefulset = \"…\""
             }
         };
         problems.push(Problem::new(format!("{path}.{other_key}"), message));
