@@ -6,8 +6,6 @@
 //! its tables. [`Toml::raw`] adds any other text to the section written last, for keys the
 //! builder has no method for.
 
-use super::daemon::LEADER_ELECTION;
-
 /// A config file, section by section; [`Toml::render`] gives its text.
 #[derive(Default)]
 pub struct Toml {
@@ -34,13 +32,6 @@ impl Toml {
     pub fn daemon(port: u16) -> Toml {
         let daemon = format!("interval = \"1s\"\nlisten = \"127.0.0.1:{port}\"\n");
         Toml { daemon: Some(daemon), ..Toml::default() }
-    }
-
-    /// [`LEADER_ELECTION`]'s test timings, the last section of `[daemon]`.
-    pub fn leader_election(mut self) -> Toml {
-        let daemon = self.daemon.get_or_insert_with(String::new);
-        push_lines(daemon, LEADER_ELECTION);
-        self
     }
 
     /// `[sources.NAME]` of `kind`, its other keys to follow ([`Toml::raw`]).
